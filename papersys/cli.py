@@ -1,0 +1,136 @@
+"""The ``papersys`` command line: parse options, call one service function, render its report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from papersys import __version__
+from papersys.config import Config, load_config
+from papersys.errors import PapersysError, UsageError
+from papersys.progress import LogProgress, RichProgress
+from papersys.runtime import Runtime
+
+log = logging.getLogger("papersys")
+
+
+@dataclass
+class _State:
+    config_path: str | None
+    data_dir: str | None
+    _config: Config | None = None
+
+    def config(self) -> Config:
+        if self._config is None:
+            config = load_config(self.config_path)
+            if self.data_dir:
+                config = config.model_copy(update={"data_dir": Path(self.data_dir).resolve()})
+            _setup_logging(config.log_level)
+            self._config = config
+        return self._config
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@contextmanager
+def _runtime() -> Iterator[Runtime]:
+    """A runtime whose progress is a rich bar on a TTY and periodic log lines otherwise."""
+    sink: RichProgress | LogProgress = RichProgress() if sys.stderr.isatty() else LogProgress()
+    with sink:
+        yield Runtime(progress=sink)
+
+
+def _emit(report: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True, default=str))
+    else:
+        for line in report.summary():
+            click.echo(line)
+
+
+def _parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date of the form YYYY-MM-DD", param=param) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="papersys")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="PAPERSYS_CONFIG",
+              help="TOML config file (default: embedded defaults; env PAPERSYS_CONFIG).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Override data_dir from the config.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
+    """Keep a complete, current copy of arXiv metadata and paper embeddings on this host."""
+    ctx.obj = _State(config_path, data_dir)
+
+
+@cli.command()
+@click.option("--from", "start", callback=_parse_date, metavar="YYYY-MM-DD",
+              help="First datestamp to harvest (default: watermark minus overlap_days).")
+@click.option("--until", callback=_parse_date, metavar="YYYY-MM-DD", help="Last datestamp (default: today).")
+@click.option("--set", "sets", multiple=True, metavar="SPEC", help="OAI set, e.g. cs or physics:hep-th (repeatable).")
+@click.option("--snapshot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Bulk-load a Kaggle arxiv-metadata-oai-snapshot.json (.gz/.zst) instead of harvesting.")
+@click.option("--dry-run", is_flag=True, help="Harvest and count, but write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def ingest(state: _State, start: date | None, until: date | None, sets: tuple[str, ...],
+           snapshot: Path | None, dry_run: bool, as_json: bool) -> None:
+    """Harvest arXiv metadata over OAI-PMH (incremental by watermark) into data/metadata/."""
+    from papersys import service
+
+    if snapshot is not None and (start or until or sets):
+        raise UsageError("--snapshot cannot be combined with --from, --until or --set")
+    with _runtime() as runtime:
+        if snapshot is not None:
+            report: Any = service.ingest_snapshot(state.config(), snapshot, dry_run=dry_run, runtime=runtime)
+        else:
+            report = service.ingest(state.config(), start=start, until=until, sets=sets or None,
+                                    dry_run=dry_run, runtime=runtime)
+    _emit(report, as_json)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: every error becomes one line on stderr and a non-zero exit status."""
+    _run(cli, argv)
+
+
+def _run(command: Callable[..., Any] | click.Command, argv: list[str] | None) -> None:
+    assert isinstance(command, click.Command)
+    try:
+        command.main(args=argv, prog_name="papersys", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except PapersysError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)

@@ -1,0 +1,212 @@
+"""Configuration: frozen pydantic models for the TOML file, and ``load_config`` (file, env var, defaults)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from papersys.errors import ConfigError
+
+CONFIG_ENV = "PAPERSYS_CONFIG"
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_TEMPLATE = "{title}\n{abstract}"
+TEMPLATE_FIELDS = frozenset({"title", "abstract", "id", "primary_category", "categories", "authors"})
+
+_SET_RE = re.compile(r"^[a-z-]+(:[a-z-]+(:[A-Za-z.-]+)?)?$")
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CATEGORY_RE = re.compile(r"^[a-z-]+(\.[A-Za-z-]+)?$")
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IngestConfig(_Frozen):
+    base_url: str = "https://oaipmh.arxiv.org/oai"
+    metadata_prefix: Literal["arXiv", "arXivRaw"] = "arXiv"
+    sets: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    request_interval_s: NonNegFloat = 3.0
+    timeout_s: PositiveFloat = 60.0
+    max_retries: Annotated[int, Field(ge=0)] = 8
+    max_retry_after_s: NonNegFloat = 600.0
+    backoff_base_s: NonNegFloat = 5.0
+    overlap_days: Annotated[int, Field(ge=0)] = 1
+    initial_days: Annotated[int, Field(ge=1)] = 7
+    window_days: Annotated[int, Field(ge=1)] = 30
+    user_agent: str = "papersys (+https://github.com/papersys/papersys)"
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("sets")
+    @classmethod
+    def _sets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for spec in value:
+            if not _SET_RE.match(spec):
+                raise ValueError(f"{spec!r} is not an arXiv set spec (e.g. 'cs', 'physics:hep-th', 'cs:cs:LG')")
+        return value
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cat in value:
+            if not _CATEGORY_RE.match(cat):
+                raise ValueError(f"{cat!r} is not an arXiv category (e.g. 'cs.LG', 'hep-th')")
+        return value
+
+
+class ModelConfig(_Frozen):
+    alias: str = "minilm"
+    name: str = DEFAULT_MODEL_NAME
+    backend: Literal["sentence_transformer", "vllm"] = "sentence_transformer"
+    isolation: Literal["inline", "spawn"] = "inline"
+    dim: Annotated[int, Field(gt=0)] = 384
+    batch_size: Annotated[int, Field(gt=0)] = 32
+    max_length: Annotated[int, Field(gt=0)] = 256
+    device: str = "auto"
+    dtype: Literal["float32", "float16"] = "float32"
+    normalize: bool = True
+    template: str = DEFAULT_TEMPLATE
+    prefix: str = ""
+    enabled: bool = True
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, value: str) -> str:
+        if not _ALIAS_RE.match(value):
+            raise ValueError("must be letters, digits, '_', '.', '-' (it names a directory)")
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        fields = set(re.findall(r"{(\w*)[^}]*}", value))
+        unknown = fields - TEMPLATE_FIELDS
+        if unknown:
+            raise ValueError(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(TEMPLATE_FIELDS)}")
+        return value
+
+
+class EmbeddingConfig(_Frozen):
+    models: tuple[ModelConfig, ...] = (ModelConfig(),)
+
+    @model_validator(mode="after")
+    def _unique_aliases(self) -> EmbeddingConfig:
+        seen: set[str] = set()
+        for model in self.models:
+            if model.alias in seen:
+                raise ValueError(f"model alias {model.alias!r} is used twice")
+            seen.add(model.alias)
+        return self
+
+
+class SchedulerConfig(_Frozen):
+    timezone: str = "UTC"
+    ingest_cron: str = "0 3 * * *"
+    embed_cron: str = "30 3 * * *"
+    misfire_grace_s: Annotated[int, Field(ge=1)] = 3600
+
+
+class MetricsConfig(_Frozen):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464
+
+
+class LocksConfig(_Frozen):
+    timeout_s: NonNegFloat = 60.0
+
+
+class Config(_Frozen):
+    data_dir: Path = Path("data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    ingest: IngestConfig = IngestConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    locks: LocksConfig = LocksConfig()
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    def model(self, alias: str) -> ModelConfig:
+        for model in self.embedding.models:
+            if model.alias == alias:
+                return model
+        known = ", ".join(m.alias for m in self.embedding.models) or "none"
+        from papersys.errors import UsageError
+
+        raise UsageError(f"unknown model alias {alias!r} (configured: {known})")
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{loc}: {msg}")
+    return lines
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    data_dir = config.data_dir.expanduser()
+    if not data_dir.is_absolute():
+        data_dir = base / data_dir
+    models = []
+    for model in config.embedding.models:
+        name = model.name
+        if name.startswith(("./", "../", "~")):
+            name = str((base / Path(name).expanduser()).resolve())
+        models.append(model.model_copy(update={"name": name}))
+    return config.model_copy(
+        update={
+            "data_dir": data_dir,
+            "embedding": config.embedding.model_copy(update={"models": tuple(models)}),
+        }
+    )
+
+
+def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path, source: str = "config") -> Config:
+    """Validate a parsed TOML mapping; relative paths resolve against ``base_dir``."""
+    try:
+        config = Config.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError(source, _format_errors(exc)) from exc
+    return _resolve_paths(config, base_dir)
+
+
+def load_config(path: Path | str | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """Load the config from ``path``, else ``$PAPERSYS_CONFIG``, else embedded defaults (cwd-relative)."""
+    env = os.environ if env is None else env
+    if path is None and env.get(CONFIG_ENV):
+        path = env[CONFIG_ENV]
+    if path is None:
+        return config_from_mapping({}, base_dir=Path.cwd(), source="defaults")
+    file = Path(path).expanduser()
+    try:
+        raw = tomli.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(str(file), ["no such file"]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(file), [f"cannot read: {exc}"]) from exc
+    except tomli.TOMLDecodeError as exc:
+        raise ConfigError(str(file), [f"invalid TOML: {exc}"]) from exc
+    return config_from_mapping(raw, base_dir=file.resolve().parent, source=str(file))

@@ -1,0 +1,108 @@
+"""Atomic file writes (temp file in the same directory, fsync, ``os.replace``) and crash-tolerant reads."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from papersys.errors import StoreError
+
+_TEMP = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success fsync it and rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path(path)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    """Write ``frame`` to ``path`` atomically (zstd, with statistics)."""
+    try:
+        with atomic_path(path) as tmp:
+            frame.write_parquet(tmp, compression="zstd", statistics=True)
+    except OSError as exc:
+        raise StoreError(path, f"cannot write: {exc.strerror or exc}") from exc
+
+
+def write_bytes(data: bytes, path: Path) -> None:
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:
+        raise StoreError(path, f"cannot write: {exc.strerror or exc}") from exc
+
+
+def write_json(obj: Any, path: Path) -> None:
+    write_bytes((json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode(), path)
+
+
+def read_json(path: Path) -> Any | None:
+    """The parsed JSON at ``path``, or None when it does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(path, f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoreError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})",
+                         "restore it from a backup or delete it to start that state afresh") from exc
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_temp_files(directory: Path) -> int:
+    """Remove temp files left in ``directory`` by writers that died mid-write; returns how many."""
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for entry in directory.iterdir():
+        match = _TEMP.match(entry.name)
+        if match and not _pid_alive(int(match.group(1))):
+            entry.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -1,0 +1,95 @@
+"""Every path of the data directory, in one place (DESIGN §2)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_YEAR_FILE = re.compile(r"^(\d{4})\.parquet$")
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    # metadata -------------------------------------------------------------------------------------------
+    @property
+    def metadata_dir(self) -> Path:
+        return self.root / "metadata"
+
+    def metadata_file(self, year: int) -> Path:
+        return self.metadata_dir / f"{year}.parquet"
+
+    def metadata_years(self) -> list[int]:
+        return _years_in(self.metadata_dir)
+
+    # embeddings -----------------------------------------------------------------------------------------
+    @property
+    def embeddings_root(self) -> Path:
+        return self.root / "embeddings"
+
+    def embeddings_dir(self, alias: str) -> Path:
+        return self.embeddings_root / alias
+
+    def embedding_file(self, alias: str, year: int) -> Path:
+        return self.embeddings_dir(alias) / f"{year}.parquet"
+
+    def embedding_years(self, alias: str) -> list[int]:
+        return _years_in(self.embeddings_dir(alias))
+
+    def manifest_file(self, alias: str) -> Path:
+        return self.embeddings_dir(alias) / "manifest.json"
+
+    # state ----------------------------------------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def harvest_state(self) -> Path:
+        return self.state_dir / "harvest.json"
+
+    @property
+    def jobs_log(self) -> Path:
+        return self.state_dir / "jobs.jsonl"
+
+    @property
+    def daemon_state(self) -> Path:
+        return self.state_dir / "daemon.json"
+
+    @property
+    def deletions_file(self) -> Path:
+        """Tombstones of records arXiv reported deleted (id, datestamp)."""
+        return self.state_dir / "deleted.parquet"
+
+    @property
+    def stats_file(self) -> Path:
+        """Per-year counts and coverage cached by the writers, read by ``status``."""
+        return self.state_dir / "stats.json"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.state_dir / "spool"
+
+    # locks ----------------------------------------------------------------------------------------------
+    @property
+    def locks_dir(self) -> Path:
+        return self.root / ".locks"
+
+    def lock_file(self, name: str) -> Path:
+        return self.locks_dir / f"{name}.lock"
+
+    def lock_info_file(self, name: str) -> Path:
+        return self.locks_dir / f"{name}.holder.json"
+
+
+def _years_in(directory: Path) -> list[int]:
+    if not directory.is_dir():
+        return []
+    years = []
+    for entry in directory.iterdir():
+        match = _YEAR_FILE.match(entry.name)
+        if match:
+            years.append(int(match.group(1)))
+    return sorted(years)

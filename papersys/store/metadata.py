@@ -1,0 +1,220 @@
+"""The metadata store: one Parquet file per first-submission year, one row per id, newest datestamp wins."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from papersys.errors import StoreError
+from papersys.store.atomic import sweep_temp_files, write_parquet
+from papersys.store.ids import year_expr
+from papersys.store.layout import Layout
+
+METADATA_SCHEMA: Mapping[str, pl.DataType] = {
+    "id": pl.String(),
+    "title": pl.String(),
+    "abstract": pl.String(),
+    "authors": pl.List(pl.String()),
+    "categories": pl.List(pl.String()),
+    "primary_category": pl.String(),
+    "created": pl.Date(),
+    "updated": pl.Date(),
+    "doi": pl.String(),
+    "journal_ref": pl.String(),
+    "comments": pl.String(),
+    "license": pl.String(),
+    "datestamp": pl.Date(),
+    "source": pl.String(),
+}
+COLUMNS = tuple(METADATA_SCHEMA)
+REQUIRED = ("id", "title", "abstract", "primary_category", "created", "datestamp", "source")
+SOURCES = frozenset({"oai", "snapshot", "legacy"})
+DELETION_SCHEMA: Mapping[str, pl.DataType] = {"id": pl.String(), "datestamp": pl.Date()}
+
+
+def clean_text(text: str) -> str:
+    """Collapse every whitespace run (arXiv's hard line breaks included) to one space, and trim."""
+    return " ".join(text.split())
+
+
+def empty_metadata() -> pl.DataFrame:
+    return pl.DataFrame(schema=dict(METADATA_SCHEMA))
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """Cast ``frame`` to the metadata schema, in schema column order (missing optional columns → null)."""
+    exprs = []
+    for name, dtype in METADATA_SCHEMA.items():
+        if name in frame.columns:
+            exprs.append(pl.col(name).cast(dtype))
+        elif name in REQUIRED:
+            raise ValueError(f"metadata frame lacks required column {name!r}")
+        else:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+    return frame.select(exprs)
+
+
+def check_schema(path: Path, expected: Mapping[str, pl.DataType], what: str) -> None:
+    """Raise StoreError unless the Parquet file at ``path`` opens and has exactly ``expected``."""
+    try:
+        schema = pl.read_parquet_schema(path)
+    except Exception as exc:  # polars raises several types for a torn or non-Parquet file
+        raise StoreError(path, f"is not a readable Parquet file ({type(exc).__name__})",
+                         "restore it from a backup, or move it aside and re-run to rebuild it") from exc
+    if dict(schema) != dict(expected):
+        got = ", ".join(f"{k}:{v}" for k, v in schema.items())
+        raise StoreError(path, f"is not a papersys {what} file (columns {got})",
+                         "move it aside; papersys never rewrites a file it does not recognise")
+
+
+def read_year(layout: Layout, year: int, columns: list[str] | None = None) -> pl.DataFrame:
+    """The stored metadata of one year (empty frame when there is no file yet)."""
+    path = layout.metadata_file(year)
+    if not path.exists():
+        frame = empty_metadata()
+        return frame.select(columns) if columns else frame
+    check_schema(path, METADATA_SCHEMA, "metadata")
+    try:
+        return pl.read_parquet(path, columns=columns)
+    except Exception as exc:
+        raise StoreError(path, f"cannot be read ({type(exc).__name__}: {exc})",
+                         "restore it from a backup, or move it aside and re-ingest") from exc
+
+
+def scan_all(layout: Layout) -> pl.LazyFrame:
+    """A lazy frame over every year file (for whole-store queries)."""
+    files = [layout.metadata_file(y) for y in layout.metadata_years()]
+    if not files:
+        return empty_metadata().lazy()
+    return pl.scan_parquet(files)
+
+
+@dataclass(frozen=True)
+class YearChange:
+    year: int
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    superseded: int = 0  # incoming rows older than what the store (or a tombstone) already holds
+    rows: int = 0  # rows in the year file afterwards
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    years: tuple[YearChange, ...] = field(default_factory=tuple)
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(y, attr) for y in self.years)
+
+
+def _newest_per_id(frame: pl.DataFrame) -> pl.DataFrame:
+    """Keep one row per id: the newest datestamp; among equals, the last one given."""
+    return (
+        frame.with_row_index("_order")
+        .sort(["id", "datestamp", "_order"], nulls_last=False)
+        .unique(subset="id", keep="last", maintain_order=True)
+        .drop("_order")
+    )
+
+
+def read_deletions(layout: Layout) -> pl.DataFrame:
+    path = layout.deletions_file
+    if not path.exists():
+        return pl.DataFrame(schema=dict(DELETION_SCHEMA))
+    check_schema(path, DELETION_SCHEMA, "deletions")
+    return pl.read_parquet(path)
+
+
+def upsert(
+    layout: Layout,
+    records: pl.DataFrame,
+    deletions: pl.DataFrame | None = None,
+    *,
+    dry_run: bool = False,
+) -> UpsertResult:
+    """Merge ``records`` (metadata schema) and ``deletions`` (id, datestamp) into the year files.
+
+    Newest datestamp wins per id; on a tie the incoming row wins (a re-harvest refreshes). A deletion
+    removes the id when it is at least as new as the stored row, and is kept as a tombstone so that an
+    older copy (a snapshot, a legacy file) cannot bring the paper back. Only changed files are rewritten.
+    """
+    records = conform(records)
+    if deletions is None:
+        deletions = pl.DataFrame(schema=dict(DELETION_SCHEMA))
+    deletions = deletions.select(pl.col("id").cast(pl.String), pl.col("datestamp").cast(pl.Date))
+    tombstones = _newest_per_id(pl.concat([read_deletions(layout), deletions]))
+    if not dry_run and deletions.height:
+        write_parquet(tombstones.sort("id"), layout.deletions_file)
+    if not dry_run:
+        sweep_temp_files(layout.metadata_dir)
+
+    records = _newest_per_id(records).with_columns(_year=year_expr("id"))
+    if records["_year"].null_count():
+        bad = records.filter(pl.col("_year").is_null())["id"].head(3).to_list()
+        raise ValueError(f"records with invalid ids reached the store: {bad}")
+    dels = deletions.with_columns(_year=year_expr("id")).filter(pl.col("_year").is_not_null())
+    tombs_by_id = tombstones.rename({"datestamp": "_tomb"})
+
+    changes = []
+    years = sorted(set(records["_year"].to_list()) | set(dels["_year"].to_list()))
+    for year in years:
+        incoming = records.filter(pl.col("_year") == year).drop("_year")
+        year_dels = dels.filter(pl.col("_year") == year).drop("_year")
+        changes.append(_upsert_year(layout, year, incoming, year_dels, tombs_by_id, dry_run))
+    return UpsertResult(tuple(changes))
+
+
+def _upsert_year(
+    layout: Layout,
+    year: int,
+    incoming: pl.DataFrame,
+    deletions: pl.DataFrame,
+    tombstones: pl.DataFrame,
+    dry_run: bool,
+) -> YearChange:
+    existing = read_year(layout, year)
+    # drop incoming rows that a tombstone at least as new supersedes
+    with_tomb = incoming.join(tombstones, on="id", how="left")
+    live = with_tomb.filter(pl.col("_tomb").is_null() | (pl.col("datestamp") > pl.col("_tomb"))).drop("_tomb")
+    superseded = incoming.height - live.height
+
+    old = existing.select("id", pl.col("datestamp").alias("_old"))
+    cand = live.join(old, on="id", how="left")
+    wins = cand.filter(pl.col("_old").is_null() | (pl.col("datestamp") >= pl.col("_old")))
+    superseded += cand.height - wins.height
+    new_rows = wins.filter(pl.col("_old").is_null()).drop("_old")
+    replacing = wins.filter(pl.col("_old").is_not_null()).drop("_old")
+
+    # a replacement that only re-states what is stored (same content) is "unchanged", not "updated"
+    content = [c for c in COLUMNS if c not in ("id", "source")]
+    compared = replacing.join(existing, on="id", how="left", suffix="_prev")
+    same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}_prev")) for c in content])
+    changed_ids = compared.filter(~same)["id"]
+    unchanged = replacing.height - changed_ids.len()
+
+    kill = deletions.join(old, on="id", how="inner").filter(pl.col("datestamp") >= pl.col("_old"))["id"]
+    kill = kill.filter(~kill.is_in(new_rows["id"].implode()) & ~kill.is_in(changed_ids.implode()))
+
+    touched = pl.concat([changed_ids, kill])
+    if new_rows.height == 0 and touched.len() == 0:
+        return YearChange(year, unchanged=unchanged, superseded=superseded, rows=existing.height)
+    updated_rows = replacing.filter(pl.col("id").is_in(changed_ids.implode()))
+    result = (
+        pl.concat([existing.filter(~pl.col("id").is_in(touched.implode())), new_rows, updated_rows])
+        .sort("id")
+    )
+    if not dry_run:
+        write_parquet(result, layout.metadata_file(year))
+    return YearChange(
+        year,
+        new=new_rows.height,
+        updated=changed_ids.len(),
+        unchanged=unchanged,
+        deleted=kill.len(),
+        superseded=superseded,
+        rows=result.height,
+    )
