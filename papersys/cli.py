@@ -74,8 +74,13 @@ def _parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="papersys")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="PAPERSYS_CONFIG",
-              help="TOML config file (default: embedded defaults; env PAPERSYS_CONFIG).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="PAPERSYS_CONFIG",
+    help="TOML config file (default: embedded defaults; env PAPERSYS_CONFIG).",
+)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Override data_dir from the config.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
@@ -84,17 +89,32 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None) -> No
 
 
 @cli.command()
-@click.option("--from", "start", callback=_parse_date, metavar="YYYY-MM-DD",
-              help="First datestamp to harvest (default: watermark minus overlap_days).")
+@click.option(
+    "--from",
+    "start",
+    callback=_parse_date,
+    metavar="YYYY-MM-DD",
+    help="First datestamp to harvest (default: watermark minus overlap_days).",
+)
 @click.option("--until", callback=_parse_date, metavar="YYYY-MM-DD", help="Last datestamp (default: today).")
 @click.option("--set", "sets", multiple=True, metavar="SPEC", help="OAI set, e.g. cs or physics:hep-th (repeatable).")
-@click.option("--snapshot", type=click.Path(dir_okay=False, path_type=Path),
-              help="Bulk-load a Kaggle arxiv-metadata-oai-snapshot.json (.gz/.zst) instead of harvesting.")
+@click.option(
+    "--snapshot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Bulk-load a Kaggle arxiv-metadata-oai-snapshot.json (.gz/.zst) instead of harvesting.",
+)
 @click.option("--dry-run", is_flag=True, help="Harvest and count, but write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
-def ingest(state: _State, start: date | None, until: date | None, sets: tuple[str, ...],
-           snapshot: Path | None, dry_run: bool, as_json: bool) -> None:
+def ingest(
+    state: _State,
+    start: date | None,
+    until: date | None,
+    sets: tuple[str, ...],
+    snapshot: Path | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Harvest arXiv metadata over OAI-PMH (incremental by watermark) into data/metadata/."""
     from papersys import service
 
@@ -104,8 +124,9 @@ def ingest(state: _State, start: date | None, until: date | None, sets: tuple[st
         if snapshot is not None:
             report: Any = service.ingest_snapshot(state.config(), snapshot, dry_run=dry_run, runtime=runtime)
         else:
-            report = service.ingest(state.config(), start=start, until=until, sets=sets or None,
-                                    dry_run=dry_run, runtime=runtime)
+            report = service.ingest(
+                state.config(), start=start, until=until, sets=sets or None, dry_run=dry_run, runtime=runtime
+            )
     _emit(report, as_json)
 
 

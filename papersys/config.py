@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import tomli
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from papersys.errors import ConfigError
+from papersys.errors import ConfigError, UsageError
 
 CONFIG_ENV = "PAPERSYS_CONFIG"
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -150,8 +150,6 @@ class Config(_Frozen):
             if model.alias == alias:
                 return model
         known = ", ".join(m.alias for m in self.embedding.models) or "none"
-        from papersys.errors import UsageError
-
         raise UsageError(f"unknown model alias {alias!r} (configured: {known})")
 
 

@@ -80,12 +80,14 @@ def test_env_var_names_the_file(tmp_path: Path) -> None:
 
 def test_validation_errors_are_one_line_per_problem(tmp_path: Path) -> None:
     file = tmp_path / "bad.toml"
-    file.write_text('[ingest]\nrequest_interval_s = "soon"\nbogus = 1\nsets = ["not a set"]\n'
-                    '[[embedding.models]]\ndim = 0\n')
+    file.write_text(
+        '[ingest]\nrequest_interval_s = "soon"\nbogus = 1\nsets = ["not a set"]\n[[embedding.models]]\ndim = 0\n'
+    )
     with pytest.raises(ConfigError) as info:
         load_config(file)
     lines = str(info.value).splitlines()
-    assert f"{file}: ingest.request_interval_s: Input should be a valid number, unable to parse string as a number" in lines
+    expected = "ingest.request_interval_s: Input should be a valid number, unable to parse string as a number"
+    assert f"{file}: {expected}" in lines
     assert f"{file}: ingest.bogus: unknown key" in lines
     assert any("ingest.sets" in line and "not an arXiv set spec" in line for line in lines)
     assert any("embedding.models.0.dim" in line for line in lines)

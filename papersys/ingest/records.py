@@ -10,8 +10,10 @@ import polars as pl
 
 from papersys.store.metadata import COLUMNS, DELETION_SCHEMA, clean_text, conform
 
-_MONTHS = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)
+}
 _SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv", "v"})
 _AND = re.compile(r"\s+and\s+|\s*&\s*|\s*;\s*")
 _PARENS = re.compile(r"\([^()]*\)")
@@ -101,7 +103,7 @@ class MetadataBatch:
     def add(
         self,
         *,
-        id: str,  # noqa: A002 - the column is called id
+        id: str,
         title: str,
         abstract: str,
         authors: list[str],
@@ -111,7 +113,7 @@ class MetadataBatch:
         doi: str | None,
         journal_ref: str | None,
         comments: str | None,
-        license: str | None,  # noqa: A002
+        license: str | None,
         datestamp: date,
         source: str,
     ) -> None:
@@ -136,10 +138,19 @@ class MetadataBatch:
         self._del_dates.append(datestamp)
 
     def records(self) -> pl.DataFrame:
-        return conform(pl.DataFrame(self._cols, schema_overrides={
-            "authors": pl.List(pl.String()), "categories": pl.List(pl.String()),
-            "created": pl.Date(), "updated": pl.Date(), "datestamp": pl.Date(),
-        }, strict=False))
+        return conform(
+            pl.DataFrame(
+                self._cols,
+                schema_overrides={
+                    "authors": pl.List(pl.String()),
+                    "categories": pl.List(pl.String()),
+                    "created": pl.Date(),
+                    "updated": pl.Date(),
+                    "datestamp": pl.Date(),
+                },
+                strict=False,
+            )
+        )
 
     def deletion_frame(self) -> pl.DataFrame:
         return pl.DataFrame({"id": self._del_ids, "datestamp": self._del_dates}, schema=dict(DELETION_SCHEMA))

@@ -81,8 +81,11 @@ def read_json(path: Path) -> Any | None:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise StoreError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})",
-                         "restore it from a backup or delete it to start that state afresh") from exc
+        raise StoreError(
+            path,
+            f"not valid JSON ({exc.msg} at line {exc.lineno})",
+            "restore it from a backup or delete it to start that state afresh",
+        ) from exc
 
 
 def _pid_alive(pid: int) -> bool:

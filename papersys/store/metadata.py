@@ -62,12 +62,18 @@ def check_schema(path: Path, expected: Mapping[str, pl.DataType], what: str) -> 
     try:
         schema = pl.read_parquet_schema(path)
     except Exception as exc:  # polars raises several types for a torn or non-Parquet file
-        raise StoreError(path, f"is not a readable Parquet file ({type(exc).__name__})",
-                         "restore it from a backup, or move it aside and re-run to rebuild it") from exc
+        raise StoreError(
+            path,
+            f"is not a readable Parquet file ({type(exc).__name__})",
+            "restore it from a backup, or move it aside and re-run to rebuild it",
+        ) from exc
     if dict(schema) != dict(expected):
         got = ", ".join(f"{k}:{v}" for k, v in schema.items())
-        raise StoreError(path, f"is not a papersys {what} file (columns {got})",
-                         "move it aside; papersys never rewrites a file it does not recognise")
+        raise StoreError(
+            path,
+            f"is not a papersys {what} file (columns {got})",
+            "move it aside; papersys never rewrites a file it does not recognise",
+        )
 
 
 def read_year(layout: Layout, year: int, columns: list[str] | None = None) -> pl.DataFrame:
@@ -80,8 +86,11 @@ def read_year(layout: Layout, year: int, columns: list[str] | None = None) -> pl
     try:
         return pl.read_parquet(path, columns=columns)
     except Exception as exc:
-        raise StoreError(path, f"cannot be read ({type(exc).__name__}: {exc})",
-                         "restore it from a backup, or move it aside and re-ingest") from exc
+        raise StoreError(
+            path,
+            f"cannot be read ({type(exc).__name__}: {exc})",
+            "restore it from a backup, or move it aside and re-ingest",
+        ) from exc
 
 
 def scan_all(layout: Layout) -> pl.LazyFrame:
@@ -203,10 +212,7 @@ def _upsert_year(
     if new_rows.height == 0 and touched.len() == 0:
         return YearChange(year, unchanged=unchanged, superseded=superseded, rows=existing.height)
     updated_rows = replacing.filter(pl.col("id").is_in(changed_ids.implode()))
-    result = (
-        pl.concat([existing.filter(~pl.col("id").is_in(touched.implode())), new_rows, updated_rows])
-        .sort("id")
-    )
+    result = pl.concat([existing.filter(~pl.col("id").is_in(touched.implode())), new_rows, updated_rows]).sort("id")
     if not dry_run:
         write_parquet(result, layout.metadata_file(year))
     return YearChange(

@@ -68,12 +68,20 @@ def load_state(layout: Layout) -> HarvestState:
         win = raw.get("in_progress")
         window = None
         if win:
-            window = WindowInProgress(win["set_key"], date.fromisoformat(win["start"]),
-                                      date.fromisoformat(win["until"]), _dt(win["started_at"]),
-                                      int(win.get("pages", 0)), int(win.get("records", 0)))
+            window = WindowInProgress(
+                win["set_key"],
+                date.fromisoformat(win["start"]),
+                date.fromisoformat(win["until"]),
+                _dt(win["started_at"]),
+                int(win.get("pages", 0)),
+                int(win.get("records", 0)),
+            )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise StoreError(layout.harvest_state, f"is not a papersys harvest state ({exc})",
-                         "fix or delete it; without it the next ingest starts initial_days back") from exc
+        raise StoreError(
+            layout.harvest_state,
+            f"is not a papersys harvest state ({exc})",
+            "fix or delete it; without it the next ingest starts initial_days back",
+        ) from exc
     return HarvestState(checkpoints, window)
 
 
@@ -81,15 +89,19 @@ def save_state(layout: Layout, state: HarvestState) -> None:
     payload: dict[str, Any] = {
         "version": _VERSION,
         "checkpoints": {
-            key: {"watermark": cp.watermark.isoformat(), "updated_at": cp.updated_at.isoformat(),
-                  "source": cp.source}
+            key: {"watermark": cp.watermark.isoformat(), "updated_at": cp.updated_at.isoformat(), "source": cp.source}
             for key, cp in sorted(state.checkpoints.items())
         },
         "in_progress": None,
     }
     if state.in_progress:
         w = state.in_progress
-        payload["in_progress"] = {"set_key": w.set_key, "start": w.start.isoformat(),
-                                  "until": w.until.isoformat(), "started_at": w.started_at.isoformat(),
-                                  "pages": w.pages, "records": w.records}
+        payload["in_progress"] = {
+            "set_key": w.set_key,
+            "start": w.start.isoformat(),
+            "until": w.until.isoformat(),
+            "started_at": w.started_at.isoformat(),
+            "pages": w.pages,
+            "records": w.records,
+        }
     write_json(payload, layout.harvest_state)

@@ -1,0 +1,86 @@
+"""An on-disk spool of parsed records, partitioned by year, merged into the store in one pass per year.
+
+Harvest pages and snapshot chunks land here first, so a long run never rewrites the store per page;
+``merge`` then upserts each year once. Parts are written atomically, so a killed run leaves a spool
+whose every part is complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from papersys.store.atomic import write_parquet
+from papersys.store.ids import year_expr
+from papersys.store.layout import Layout
+from papersys.store.metadata import (
+    DELETION_SCHEMA,
+    UpsertResult,
+    YearChange,
+    conform,
+    empty_metadata,
+    upsert,
+)
+
+_DELETIONS = "deletions"
+
+
+class Spool:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._seq = 1 + max((int(p.stem) for p in directory.glob("*/*.parquet") if p.stem.isdigit()), default=0)
+
+    def add(self, records: pl.DataFrame, deletions: pl.DataFrame | None = None) -> None:
+        """Spool one page/chunk: records split by paper year, deletions apart. Rows need valid ids."""
+        seq = f"{self._seq:08d}"
+        self._seq += 1
+        if records.height:
+            with_year = conform(records).with_columns(_year=year_expr("id"))
+            for (year,), part in with_year.partition_by("_year", as_dict=True).items():
+                write_parquet(part.drop("_year"), self.directory / str(year) / f"{seq}.parquet")
+        if deletions is not None and deletions.height:
+            write_parquet(deletions.select(list(DELETION_SCHEMA)), self.directory / _DELETIONS / f"{seq}.parquet")
+
+    def years(self) -> list[int]:
+        return sorted(int(p.name) for p in self.directory.iterdir() if p.is_dir() and p.name.isdigit())
+
+    def _read(self, sub: str) -> pl.DataFrame | None:
+        parts = sorted((self.directory / sub).glob("*.parquet"))
+        if not parts:
+            return None
+        # the order of parts is the order of arrival: upsert keeps the last of equal datestamps
+        return pl.concat([pl.read_parquet(p) for p in parts], how="vertical")
+
+    def count(self) -> int:
+        return sum(
+            pl.scan_parquet(p).select(pl.len()).collect().item() for p in self.directory.glob("[0-9]*/*.parquet")
+        )
+
+    def merge(
+        self, layout: Layout, *, dry_run: bool = False, on_year: Callable[[YearChange], None] | None = None
+    ) -> UpsertResult:
+        """Upsert everything spooled into the store, one year at a time (memory ~ one year)."""
+        deletions = self._read(_DELETIONS)
+        del_years: dict[int, pl.DataFrame] = {}
+        if deletions is not None:
+            with_year = deletions.with_columns(_year=year_expr("id")).filter(pl.col("_year").is_not_null())
+            del_years = {y: part.drop("_year") for (y,), part in with_year.partition_by("_year", as_dict=True).items()}
+        changes: list[YearChange] = []
+        for year in sorted(set(self.years()) | set(del_years)):
+            records = self._read(str(year))
+            if records is None:
+                records = empty_metadata()
+            empty = pl.DataFrame(schema=dict(DELETION_SCHEMA))
+            result = upsert(layout, records, del_years.get(year, empty), dry_run=dry_run)
+            for change in result.years:
+                changes.append(change)
+                if on_year:
+                    on_year(change)
+        return UpsertResult(tuple(changes))
+
+    def clear(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
