@@ -1,0 +1,254 @@
+"""The OAI-PMH harvest loop: windows → pages → spool → one merge per window → checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from papersys.config import IngestConfig
+from papersys.errors import HarvestError, UsageError
+from papersys.ingest.oai import BadResumptionToken, OAIClient
+from papersys.ingest.parse import PageStats, parse_records
+from papersys.ingest.records import MetadataBatch
+from papersys.ingest.spool import Spool
+from papersys.ingest.windows import plan_windows, resolve_start
+from papersys.runtime import Runtime
+from papersys.store.layout import Layout
+from papersys.store.metadata import YearChange
+from papersys.store.state import Checkpoint, WindowInProgress, load_state, save_state, set_key
+
+log = logging.getLogger(__name__)
+_SET_RE = re.compile(r"^[a-z-]+(:[a-z-]+(:[A-Za-z.-]+)?)?$")
+
+
+@dataclass(frozen=True)
+class HarvestRequest:
+    start: date | None
+    until: date | None
+    sets: tuple[str | None, ...]
+    dry_run: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        cfg: IngestConfig,
+        *,
+        start: date | None = None,
+        until: date | None = None,
+        sets: Sequence[str] | None = None,
+        dry_run: bool = False,
+    ) -> HarvestRequest:
+        if start and until and start > until:
+            raise UsageError(f"--from {start} is after --until {until}")
+        chosen: tuple[str | None, ...] = tuple(sets) if sets else (cfg.sets or (None,))
+        for spec in chosen:
+            if spec is not None and not _SET_RE.match(spec):
+                raise UsageError(f"{spec!r} is not an arXiv set spec (e.g. cs, physics:hep-th, cs:cs:LG)")
+        return cls(start, until, chosen, dry_run)
+
+
+@dataclass(frozen=True)
+class SetReport:
+    set: str
+    start: date
+    until: date
+    reason: str
+    windows: int
+    watermark: date | None  # after the run
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    sets: tuple[SetReport, ...]
+    pages: int
+    records: int
+    new: int
+    updated: int
+    unchanged: int
+    deleted: int
+    superseded: int
+    filtered: int
+    invalid: int
+    requests: int
+    retries: int
+    window_restarts: int
+    years: dict[int, int] = field(default_factory=dict)  # year → rows new/updated/deleted there
+    seconds: float = 0.0
+    dry_run: bool = False
+
+    def counts(self) -> dict[str, int]:
+        return {
+            k: getattr(self, k)
+            for k in (
+                "pages",
+                "records",
+                "new",
+                "updated",
+                "unchanged",
+                "deleted",
+                "superseded",
+                "filtered",
+                "invalid",
+                "requests",
+                "retries",
+            )
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["years"] = {str(y): n for y, n in sorted(self.years.items())}
+        return data
+
+    def summary(self) -> list[str]:
+        lines = []
+        for s in self.sets:
+            lines.append(f"set {s.set}: {s.start} .. {s.until} in {s.windows} window(s) — {s.reason}")
+        years = ", ".join(f"{y}: {n}" for y, n in sorted(self.years.items())) or "none"
+        lines.append(
+            f"{'[dry run] ' if self.dry_run else ''}{self.pages} pages, {self.records} records: "
+            f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged, {self.deleted} deleted"
+            f"{f', {self.superseded} older than stored' if self.superseded else ''}"
+            f"{f', {self.filtered} filtered out' if self.filtered else ''}"
+            f"{f', {self.invalid} unusable' if self.invalid else ''}"
+        )
+        lines.append(f"years touched: {years}")
+        lines.append(f"{self.requests} requests ({self.retries} retries) in {self.seconds:.1f}s")
+        return lines
+
+
+@dataclass
+class _Tally:
+    pages: int = 0
+    stats: PageStats = field(default_factory=PageStats)
+    changes: Counter[str] = field(default_factory=Counter)
+    years: Counter[int] = field(default_factory=Counter)
+    restarts: int = 0
+
+    def add_change(self, change: YearChange) -> None:
+        for name in ("new", "updated", "unchanged", "deleted", "superseded"):
+            self.changes[name] += getattr(change, name)
+        touched = change.new + change.updated + change.deleted
+        if touched:
+            self.years[change.year] += touched
+
+
+def run_harvest(cfg: IngestConfig, layout: Layout, request: HarvestRequest, runtime: Runtime) -> IngestReport:
+    started = time.monotonic()
+    client = OAIClient(cfg, runtime)
+    today = runtime.clock().date()
+    until = request.until or today
+    state = load_state(layout)
+    tally = _Tally()
+    set_reports = []
+    scratch = Path(tempfile.mkdtemp(prefix="papersys-dry-run-")) if request.dry_run else None
+    try:
+        for spec in request.sets:
+            key = set_key(spec)
+            point = resolve_start(
+                request.start, state.watermark(key), today, overlap_days=cfg.overlap_days, initial_days=cfg.initial_days
+            )
+            log.info("harvest set %s: %s .. %s (%s)", key, point.start, until, point.reason)
+            windows = plan_windows(point.start, until, cfg.window_days)
+            for lo, hi in windows:
+                spool_dir = (scratch or layout.spool_dir) / f"oai-{key.replace(':', '_')}"
+                if not request.dry_run:
+                    state = state.with_window(WindowInProgress(key, lo, hi, runtime.clock()))
+                    save_state(layout, state)
+                _harvest_window(client, cfg, layout, spool_dir, spec, lo, hi, request.dry_run, runtime, tally)
+                if not request.dry_run:
+                    previous = state.watermark(key)
+                    # never move a watermark back: a backfill of an old range leaves it where it was
+                    mark = hi if previous is None else max(previous, hi)
+                    state = state.with_checkpoint(key, Checkpoint(mark, runtime.clock())).with_window(None)
+                    save_state(layout, state)
+            set_reports.append(SetReport(key, point.start, until, point.reason, len(windows), state.watermark(key)))
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return IngestReport(
+        sets=tuple(set_reports),
+        pages=tally.pages,
+        records=tally.stats.records + tally.stats.deleted,
+        new=tally.changes["new"],
+        updated=tally.changes["updated"],
+        unchanged=tally.changes["unchanged"],
+        deleted=tally.changes["deleted"],
+        superseded=tally.changes["superseded"],
+        filtered=tally.stats.filtered,
+        invalid=tally.stats.invalid,
+        requests=client.requests,
+        retries=client.retries,
+        window_restarts=tally.restarts,
+        years=dict(tally.years),
+        seconds=time.monotonic() - started,
+        dry_run=request.dry_run,
+    )
+
+
+def _harvest_window(
+    client: OAIClient,
+    cfg: IngestConfig,
+    layout: Layout,
+    spool_dir: Path,
+    spec: str | None,
+    lo: date,
+    hi: date,
+    dry_run: bool,
+    runtime: Runtime,
+    tally: _Tally,
+) -> None:
+    """Spool every page of one window, then merge it; nothing is merged unless every page arrived."""
+    label = f"{set_key(spec)} {lo}..{hi}"
+    restarts = 0
+    while True:
+        spool = Spool(spool_dir)
+        spool.clear()  # a spool left by a killed run is partial: the window starts over
+        spool = Spool(spool_dir)
+        pages = PageStats()
+        n_pages = 0
+        task = runtime.progress.task(f"harvest {label}", unit="records")
+        try:
+            for page in client.pages(metadata_prefix=cfg.metadata_prefix, start=lo, until=hi, set_spec=spec):
+                batch = MetadataBatch()
+                stats = parse_records(page.root, batch, categories=cfg.categories)
+                spool.add(batch.records(), batch.deletion_frame())
+                n_pages += 1
+                for name in ("records", "deleted", "filtered", "invalid"):
+                    setattr(pages, name, getattr(pages, name) + getattr(stats, name))
+                if page.complete_list_size:
+                    task.update(total=page.complete_list_size)
+                task.advance(stats.records + stats.deleted + stats.filtered + stats.invalid)
+                runtime.observer.harvest_records(stats.records + stats.deleted)
+                runtime.check_cancel()
+            break
+        except BadResumptionToken as exc:
+            restarts += 1
+            tally.restarts += 1
+            if restarts > cfg.max_retries:
+                raise HarvestError(label, f"resumption token rejected {restarts} times ({exc})") from exc
+            log.warning("%s: resumption token rejected (%s); restarting the window", label, exc)
+        finally:
+            task.close()
+    result = spool.merge(layout, dry_run=dry_run, on_year=tally.add_change)
+    log.info(
+        "%s: %d pages, %d records, %d deletions merged (%d new, %d updated)",
+        label,
+        n_pages,
+        pages.records,
+        pages.deleted,
+        result.total("new"),
+        result.total("updated"),
+    )
+    spool.clear()
+    tally.pages += n_pages
+    for name in ("records", "deleted", "filtered", "invalid"):
+        setattr(tally.stats, name, getattr(tally.stats, name) + getattr(pages, name))

@@ -1,0 +1,42 @@
+"""Pure planning of a harvest: where it starts (argument, watermark or initial_days) and its windows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    start: date
+    reason: str  # shown to the user: why the harvest starts there
+
+
+def resolve_start(
+    requested: date | None, watermark: date | None, today: date, *, overlap_days: int, initial_days: int
+) -> StartPoint:
+    if requested is not None:
+        return StartPoint(requested, f"from {requested} (--from)")
+    if watermark is not None:
+        start = watermark - timedelta(days=overlap_days)
+        return StartPoint(start, f"from watermark {watermark} minus {overlap_days} day(s) of overlap")
+    start = today - timedelta(days=initial_days)
+    return StartPoint(
+        start,
+        f"no watermark yet: starting {initial_days} days back (ingest.initial_days); "
+        "use --from or --snapshot for more history",
+    )
+
+
+def plan_windows(start: date, until: date, window_days: int) -> list[tuple[date, date]]:
+    """Consecutive inclusive day ranges of at most ``window_days`` covering ``start..until``."""
+    if start > until:
+        return []
+    windows = []
+    lo = start
+    step = timedelta(days=window_days)
+    while lo <= until:
+        hi = min(lo + step - timedelta(days=1), until)
+        windows.append((lo, hi))
+        lo = hi + timedelta(days=1)
+    return windows
