@@ -83,6 +83,11 @@ class ModelConfig(_Frozen):
     template: str = DEFAULT_TEMPLATE
     prefix: str = ""
     enabled: bool = True
+    chunk_size: Annotated[int, Field(gt=0)] = 2048
+    worker_timeout_s: PositiveFloat = 300.0
+    worker_start_timeout_s: PositiveFloat = 900.0
+    model_dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
 
     @field_validator("alias")
     @classmethod
@@ -119,6 +124,22 @@ class SchedulerConfig(_Frozen):
     ingest_cron: str = "0 3 * * *"
     embed_cron: str = "30 3 * * *"
     misfire_grace_s: Annotated[int, Field(ge=1)] = 3600
+
+    @field_validator("ingest_cron", "embed_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from papersys.cron import cron_trigger
+
+        cron_trigger(value, "UTC")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from papersys.cron import check_timezone
+
+        check_timezone(value)
+        return value
 
 
 class MetricsConfig(_Frozen):
@@ -157,7 +178,7 @@ def _format_errors(exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         lines.append(f"{loc}: {msg}")

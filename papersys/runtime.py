@@ -31,6 +31,7 @@ class Observer(Protocol):
     def harvest_records(self, count: int) -> None: ...
     def embedded(self, model: str, count: int, seconds: float) -> None: ...
     def backlog(self, model: str, count: int) -> None: ...
+    def job_finished(self, job: str, outcome: str, seconds: float) -> None: ...
 
 
 class _NullTask:
@@ -60,6 +61,9 @@ class NullObserver:
         return None
 
     def backlog(self, model: str, count: int) -> None:
+        return None
+
+    def job_finished(self, job: str, outcome: str, seconds: float) -> None:
         return None
 
 

@@ -1,0 +1,77 @@
+"""Wraps every write job (from the CLI or the daemon): take its locks, then record the run in jobs.jsonl
+and in the metrics observer, whatever its outcome."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from papersys import locks
+from papersys.config import Config
+from papersys.errors import Interrupted
+from papersys.runtime import Runtime
+from papersys.store.jobs import append_job
+from papersys.store.layout import Layout
+
+log = logging.getLogger(__name__)
+
+
+class _Report(Protocol):
+    def counts(self) -> dict[str, int]: ...
+
+
+R = TypeVar("R", bound=_Report)
+
+
+def run_job(
+    config: Config,
+    job: str,
+    lock_names: list[str],
+    runtime: Runtime,
+    work: Callable[[], R],
+    *,
+    details: dict[str, Any] | None = None,
+) -> R:
+    """Run ``work`` under ``lock_names``; append {job, trigger, start, end, outcome, counts, error} to
+    ``state/jobs.jsonl`` and report the outcome to ``runtime.observer``. Errors are re-raised."""
+    layout = Layout(config.data_dir)
+    start = runtime.clock()
+    t0 = time.monotonic()
+    outcome, error, counts = "error", None, None
+    try:
+        with locks.hold_all(
+            layout,
+            lock_names,
+            timeout_s=config.locks.timeout_s,
+            runtime=runtime,
+            command=f"papersys {job} ({runtime.trigger})",
+        ):
+            report = work()
+        outcome, counts = "ok", report.counts()
+        return report
+    except Interrupted as exc:
+        outcome, error = "interrupted", str(exc)
+        raise
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+        raise
+    finally:
+        seconds = time.monotonic() - t0
+        record = {
+            "job": job,
+            "trigger": runtime.trigger,
+            "start": start.isoformat(timespec="seconds"),
+            "end": runtime.clock().isoformat(timespec="seconds"),
+            "seconds": round(seconds, 3),
+            "outcome": outcome,
+            "counts": counts or {},
+            "error": error,
+            **(details or {}),
+        }
+        try:
+            append_job(layout.jobs_log, record)
+        except Exception:  # the history must never mask the job's own outcome
+            log.exception("could not record job %s in %s", job, layout.jobs_log)
+        runtime.observer.job_finished(job, outcome, seconds)

@@ -1,0 +1,53 @@
+"""The append-only job history ``state/jobs.jsonl``: one JSON line per run; a torn last line is ignored."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from papersys.errors import StoreError
+
+
+def append_job(path: Path, record: dict[str, Any]) -> None:
+    """Append one line with O_APPEND + fsync. If a killed writer left a torn line, start on a fresh line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, sort_keys=True, default=str) + "\n"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = "\n" + line
+            os.write(fd, line.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StoreError(path, f"cannot append: {exc.strerror or exc}") from exc
+
+
+def read_jobs(path: Path, *, tail_bytes: int | None = None) -> list[dict[str, Any]]:
+    """Every complete, parsable line (oldest first); with ``tail_bytes``, only the lines in the file's end."""
+    try:
+        with path.open("rb") as fh:
+            if tail_bytes is not None:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - tail_bytes))
+                if size > tail_bytes:
+                    fh.readline()  # drop the partial first line
+            data = fh.read()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StoreError(path, f"cannot read: {exc.strerror or exc}") from exc
+    records = []
+    for raw in data.splitlines():
+        try:
+            record = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue  # a torn line from a killed writer
+        if isinstance(record, dict):
+            records.append(record)
+    return records
