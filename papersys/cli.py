@@ -130,6 +130,53 @@ def ingest(
     _emit(report, as_json)
 
 
+@cli.command()
+@click.option("--run-now", is_flag=True, help="Run ingest, then embed autopatch, once at start.")
+@click.pass_obj
+def serve(state: _State, run_now: bool) -> None:
+    """Run the daemon: scheduled ingest + autopatch, Prometheus metrics; stops cleanly on SIGTERM/SIGINT."""
+    from papersys.scheduler import run_daemon
+
+    outcomes = run_daemon(state.config(), run_now=run_now)
+    click.echo(f"papersys daemon stopped after {len(outcomes)} job run(s)")
+
+
+@cli.group()
+def embed() -> None:
+    """Embed papers: fill every model's gaps (autopatch) or show them (backlog)."""
+
+
+@embed.command()
+@click.option("--model", "models", multiple=True, metavar="ALIAS", help="Only this model (repeatable).")
+@click.option("--limit", type=click.IntRange(min=0), help="Embed at most N papers per model.")
+@click.option("--dry-run", is_flag=True, help="Count what would be embedded and pruned; write nothing.")
+@click.option("--reembed", is_flag=True, help="Accept a changed model/template/dim: re-embed every paper.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def autopatch(
+    state: _State, models: tuple[str, ...], limit: int | None, dry_run: bool, reembed: bool, as_json: bool
+) -> None:
+    """Embed every paper that lacks a valid, current vector (newest years first)."""
+    from papersys import service
+
+    with _runtime() as runtime:
+        report = service.embed_autopatch(
+            state.config(), models=models, limit=limit, dry_run=dry_run, reembed=reembed, runtime=runtime
+        )
+    _emit(report, as_json)
+
+
+@embed.command()
+@click.option("--model", "models", multiple=True, metavar="ALIAS", help="Only this model (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def backlog(state: _State, models: tuple[str, ...], as_json: bool) -> None:
+    """Show the gaps per model and year (missing / stale / invalid) and orphans; change nothing."""
+    from papersys import service
+
+    _emit(service.embed_backlog(state.config(), models=models), as_json)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every error becomes one line on stderr and a non-zero exit status."""
     _run(cli, argv)

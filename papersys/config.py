@@ -99,10 +99,17 @@ class ModelConfig(_Frozen):
     @field_validator("template")
     @classmethod
     def _template(cls, value: str) -> str:
-        fields = set(re.findall(r"{(\w*)[^}]*}", value))
-        unknown = fields - TEMPLATE_FIELDS
+        from string import Formatter
+
+        try:
+            parsed = [(f, spec, conv) for _, f, spec, conv in Formatter().parse(value) if f is not None]
+        except ValueError as exc:  # unbalanced braces; literal braces are written {{ and }}
+            raise ValueError(f"not a template: {exc}") from None
+        unknown = {f for f, _, _ in parsed} - TEMPLATE_FIELDS
         if unknown:
             raise ValueError(f"unknown field(s) {sorted(unknown)}; allowed: {sorted(TEMPLATE_FIELDS)}")
+        if any(spec or conv for _, spec, conv in parsed):
+            raise ValueError("fields take no format spec or conversion: write plain {title}")
         return value
 
 

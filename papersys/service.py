@@ -14,6 +14,9 @@ from papersys.store.layout import Layout
 if TYPE_CHECKING:
     from papersys.ingest.harvest import IngestReport
     from papersys.ingest.snapshot import SnapshotReport
+    from papersys.config import ModelConfig
+    from papersys.embed.autopatch import AutopatchReport, EngineFactory
+    from papersys.embed.coverage import BacklogReport
 
 
 def layout_of(config: Config) -> Layout:
@@ -43,3 +46,41 @@ def ingest_snapshot(
     from papersys.ingest.snapshot import load_snapshot
 
     return load_snapshot(config.ingest, layout_of(config), path, dry_run=dry_run, runtime=runtime or Runtime())
+
+
+def selected_models(config: Config, aliases: Sequence[str] = ()) -> list[ModelConfig]:
+    """The models named (UsageError for an unknown alias; named disabled models included), else the enabled."""
+    if aliases:
+        return [config.model(alias) for alias in dict.fromkeys(aliases)]
+    return [m for m in config.embedding.models if m.enabled]
+
+
+def embed_autopatch(
+    config: Config,
+    *,
+    models: Sequence[str] = (),
+    limit: int | None = None,
+    dry_run: bool = False,
+    reembed: bool = False,
+    runtime: Runtime | None = None,
+    engine_factory: EngineFactory | None = None,
+) -> AutopatchReport:
+    """Embed every paper lacking a valid, current vector (newest years first); ``limit`` is per model."""
+    from papersys.embed.autopatch import default_engine_factory, run_autopatch
+
+    return run_autopatch(
+        layout_of(config),
+        selected_models(config, models),
+        runtime or Runtime(),
+        limit=limit,
+        dry_run=dry_run,
+        reembed=reembed,
+        engine_factory=engine_factory or default_engine_factory,
+    )
+
+
+def embed_backlog(config: Config, *, models: Sequence[str] = ()) -> BacklogReport:
+    """Gaps per model and year by class (missing / stale / invalid) and orphans; changes no store file."""
+    from papersys.embed.coverage import backlog
+
+    return backlog(layout_of(config), selected_models(config, models))

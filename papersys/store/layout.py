@@ -41,6 +41,18 @@ class Layout:
     def manifest_file(self, alias: str) -> Path:
         return self.embeddings_dir(alias) / "manifest.json"
 
+    def embedding_pending_dir(self, alias: str) -> Path:
+        """Chunk part files (``<year>-<seq>.parquet``) not yet compacted into the year files."""
+        return self.embeddings_dir(alias) / "pending"
+
+    def coverage_cache(self, alias: str) -> Path:
+        """Per-year coverage counts of one model, keyed by a signature of their input files."""
+        return self.state_dir / "coverage" / f"{alias}.json"
+
+    def worker_log(self, alias: str) -> Path:
+        """stdout/stderr of the spawned embedding worker of one model (rewritten per run)."""
+        return self.state_dir / "logs" / f"embed-{alias}.log"
+
     # state ----------------------------------------------------------------------------------------------
     @property
     def state_dir(self) -> Path:

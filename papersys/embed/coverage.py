@@ -1,0 +1,190 @@
+"""Per-year plans (metadata → texts → hashes → gaps) and cached coverage counts, for autopatch and backlog.
+
+Hashing every text of a 3 M paper store takes seconds, so each year's counts are cached in
+``state/coverage/<alias>.json`` under a signature of their inputs (metadata file, embedding year file and
+parts, model text settings, manifest) and recomputed only for years whose signature changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from papersys.config import ModelConfig
+from papersys.embed.gaps import Coverage, classify, coverage_of, orphan_ids
+from papersys.embed.manifest import check_manifest
+from papersys.embed.text import hash_texts, render_texts, template_fields
+from papersys.errors import StoreError
+from papersys.store import embeddings as store
+from papersys.store.atomic import read_json, write_json
+from papersys.store.embeddings import Manifest
+from papersys.store.layout import Layout
+from papersys.store.metadata import read_year
+
+_CACHE_VERSION = 1
+
+
+def file_stat(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+@dataclass(frozen=True)
+class YearPlan:
+    year: int
+    gaps: pl.DataFrame  # id, text_hash, text, status — the papers to embed
+    ids: pl.Series  # every paper id of the year in the metadata
+    orphans: int
+    coverage: Coverage
+    has_metadata: bool
+    metadata_stat: list[int] | None  # taken before the metadata was read
+
+
+def plan_year(layout: Layout, model: ModelConfig, manifest: Manifest, year: int) -> YearPlan:
+    """Read one year's metadata and stored vectors and classify every paper."""
+    metadata_stat = file_stat(layout.metadata_file(year))
+    columns = list(dict.fromkeys(["id", *template_fields(model.template)]))
+    meta = read_year(layout, year, columns=columns)
+    texts = render_texts(meta, model.template, model.prefix)
+    expected = pl.DataFrame({"id": meta["id"], "text_hash": hash_texts(texts), "text": texts})
+    stored = store.read_embeddings(
+        layout, model.alias, year, dim=model.dim, dtype=model.dtype, valid_since=manifest.valid_since, vectors=False
+    )
+    classified = classify(expected, stored, valid_since=manifest.valid_since)
+    orphans = orphan_ids(expected, stored).len()
+    return YearPlan(
+        year=year,
+        gaps=classified.filter(pl.col("status") != "valid"),
+        ids=meta["id"],
+        orphans=orphans,
+        coverage=coverage_of(classified, orphans),
+        has_metadata=metadata_stat is not None,
+        metadata_stat=metadata_stat,
+    )
+
+
+def years_of(layout: Layout, alias: str) -> list[int]:
+    """Every year with metadata or stored vectors of ``alias``, newest first."""
+    return sorted(set(layout.metadata_years()) | set(store.stored_years(layout, alias)), reverse=True)
+
+
+def signature(
+    layout: Layout, model: ModelConfig, manifest: Manifest, year: int, metadata_stat: list[int] | None
+) -> str:
+    inputs: dict[str, Any] = {
+        "metadata": metadata_stat,
+        "embeddings": store.files_signature(layout, model.alias, year),
+        "model": [model.template, model.prefix, model.dim, model.dtype],
+        "valid_since": manifest.valid_since.isoformat() if manifest.valid_since else None,
+    }
+    return hashlib.blake2b(json.dumps(inputs, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
+def _load_cache(layout: Layout, alias: str) -> dict[str, Any]:
+    try:
+        raw = read_json(layout.coverage_cache(alias))
+    except StoreError:  # a cache: a damaged one is rebuilt, never fatal
+        return {}
+    if not isinstance(raw, dict) or raw.get("version") != _CACHE_VERSION or not isinstance(raw.get("years"), dict):
+        return {}
+    years: dict[str, Any] = raw["years"]
+    return years
+
+
+def _cached(entry: Any, sig: str) -> Coverage | None:
+    if not isinstance(entry, dict) or entry.get("signature") != sig:
+        return None
+    try:
+        return Coverage(**entry["coverage"])
+    except (KeyError, TypeError):
+        return None
+
+
+def record_coverage(
+    layout: Layout, alias: str, updates: dict[int, tuple[str, Coverage]], drop: set[str] | frozenset[str] = frozenset()
+) -> None:
+    """Store (signature, counts) for some years, drop others, keep the remaining cached years as they are."""
+    years = {k: v for k, v in _load_cache(layout, alias).items() if k not in drop}
+    for year, (sig, cov) in updates.items():
+        years[str(year)] = {"signature": sig, "coverage": cov.to_dict()}
+    write_json({"version": _CACHE_VERSION, "years": years}, layout.coverage_cache(alias))
+
+
+def coverage_by_year(layout: Layout, model: ModelConfig, manifest: Manifest | None = None) -> dict[int, Coverage]:
+    """Counts per year (newest first), from the cache where a year's inputs are unchanged.
+
+    Raises ManifestMismatchError when ``model`` no longer matches its stored manifest.
+    """
+    manifest = manifest or check_manifest(layout, model)
+    cache = _load_cache(layout, model.alias)
+    result: dict[int, Coverage] = {}
+    updates: dict[int, tuple[str, Coverage]] = {}
+    for year in years_of(layout, model.alias):
+        sig = signature(layout, model, manifest, year, file_stat(layout.metadata_file(year)))
+        cov = _cached(cache.get(str(year)), sig)
+        if cov is None:
+            plan = plan_year(layout, model, manifest, year)
+            cov = plan.coverage
+            updates[year] = (signature(layout, model, manifest, year, plan.metadata_stat), cov)
+        result[year] = cov
+    gone = set(cache) - {str(y) for y in result}  # years whose files were removed
+    if updates or gone:
+        record_coverage(layout, model.alias, updates, drop=gone)
+    return result
+
+
+@dataclass(frozen=True)
+class ModelBacklog:
+    alias: str
+    years: tuple[tuple[int, Coverage], ...]  # newest first
+
+    @property
+    def total(self) -> Coverage:
+        return sum((cov for _, cov in self.years), Coverage())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.alias,
+            "total": {**self.total.to_dict(), "gaps": self.total.gaps},
+            "years": {str(year): {**cov.to_dict(), "gaps": cov.gaps} for year, cov in self.years},
+        }
+
+    def summary(self) -> list[str]:
+        t = self.total
+        lines = [
+            f"{self.alias}: {t.gaps:,} of {t.papers:,} papers need embedding "
+            f"(missing {t.missing:,}, stale {t.stale:,}, invalid {t.invalid:,}); {t.orphans:,} orphans"
+        ]
+        for year, cov in self.years:
+            if cov.gaps or cov.orphans:
+                lines.append(
+                    f"  {year}: {cov.gaps:>9,} of {cov.papers:>9,}  missing {cov.missing:,} · stale {cov.stale:,}"
+                    f" · invalid {cov.invalid:,} · orphans {cov.orphans:,}"
+                )
+        return lines
+
+
+@dataclass(frozen=True)
+class BacklogReport:
+    models: tuple[ModelBacklog, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"models": [m.to_dict() for m in self.models]}
+
+    def summary(self) -> list[str]:
+        if not self.models:
+            return ["no enabled embedding model"]
+        return [line for m in self.models for line in m.summary()]
+
+
+def backlog(layout: Layout, models: list[ModelConfig]) -> BacklogReport:
+    """Gaps per model and year by class; reads only (the coverage cache is refreshed as a by-product)."""
+    return BacklogReport(tuple(ModelBacklog(m.alias, tuple(coverage_by_year(layout, m).items())) for m in models))

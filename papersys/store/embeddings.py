@@ -1,0 +1,274 @@
+"""The embedding store of one model: ``<year>.parquet`` files, pending chunk parts, and ``manifest.json``.
+
+Every reader goes through ``read_embeddings``: year file + pending parts, one row per id (latest written wins).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from papersys.errors import StoreError
+from papersys.store.atomic import read_json, sweep_temp_files, write_json, write_parquet
+from papersys.store.layout import Layout
+
+EMBEDDED_AT = pl.Datetime("us", "UTC")
+STORAGE_DTYPES: dict[str, pl.DataType] = {"float32": pl.Float32(), "float16": pl.Float16()}
+KEY_COLUMNS = ("id", "text_hash", "embedded_at")
+_PART = re.compile(r"^(\d{4})-(\d{6})\.parquet$")
+_VALIDITY_BLOCK = 65_536  # rows checked per numpy block: bounds the temporary boolean arrays
+
+
+def embedding_schema(dim: int, dtype: str) -> dict[str, pl.DataType]:
+    return {
+        "id": pl.String(),
+        "text_hash": pl.String(),
+        "vector": pl.Array(STORAGE_DTYPES[dtype], dim),
+        "embedded_at": EMBEDDED_AT,
+    }
+
+
+# manifest -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Manifest:
+    """What the stored vectors of one model were made with. Identity fields must match the config."""
+
+    name: str
+    backend: str
+    dim: int
+    dtype: str
+    normalize: bool
+    template: str
+    prefix: str
+    max_length: int
+    papersys_version: str = ""
+    created_at: datetime | None = None
+    valid_since: datetime | None = None  # rows embedded before this are stale (set by a re-embed)
+
+    IDENTITY = ("name", "backend", "dim", "dtype", "normalize", "template", "prefix", "max_length")
+
+    def differences(self, configured: Manifest) -> list[str]:
+        """``field: stored X != configured Y`` for every identity field that differs."""
+        return [
+            f"{key}: stored {getattr(self, key)!r} != configured {getattr(configured, key)!r}"
+            for key in self.IDENTITY
+            if getattr(self, key) != getattr(configured, key)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("created_at", "valid_since"):
+            out[key] = out[key].isoformat() if out[key] else None
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Manifest:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known}
+        for key in ("created_at", "valid_since"):
+            if values.get(key):
+                values[key] = datetime.fromisoformat(values[key])
+        return cls(**values)
+
+
+def read_manifest(layout: Layout, alias: str) -> Manifest | None:
+    path = layout.manifest_file(alias)
+    raw = read_json(path)
+    if raw is None:
+        return None
+    try:
+        return Manifest.from_dict(raw)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise StoreError(path, f"is not a papersys embedding manifest ({exc})", "restore it or fix it by hand") from exc
+
+
+def write_manifest(layout: Layout, alias: str, manifest: Manifest) -> None:
+    write_json(manifest.to_dict(), layout.manifest_file(alias))
+
+
+# files ----------------------------------------------------------------------------------------------------
+def pending_parts(layout: Layout, alias: str, year: int | None = None) -> list[Path]:
+    """Part files of ``year`` (or of every year), oldest first."""
+    directory = layout.embedding_pending_dir(alias)
+    if not directory.is_dir():
+        return []
+    found = []
+    for entry in directory.iterdir():
+        match = _PART.match(entry.name)
+        if match and (year is None or int(match.group(1)) == year):
+            found.append((int(match.group(1)), int(match.group(2)), entry))
+    return [entry for _, _, entry in sorted(found)]
+
+
+def stored_years(layout: Layout, alias: str) -> list[int]:
+    """Years with a year file or a pending part."""
+    parts = {int(p.name[:4]) for p in pending_parts(layout, alias)}
+    return sorted(set(layout.embedding_years(alias)) | parts)
+
+
+def files_signature(layout: Layout, alias: str, year: int) -> list[list[Any]]:
+    """(name, size, mtime_ns, inode) of the year file and its parts: changes whenever any of them does."""
+    sig = []
+    for path in [layout.embedding_file(alias, year), *pending_parts(layout, alias, year)]:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        sig.append([path.name, st.st_size, st.st_mtime_ns, st.st_ino])
+    return sig
+
+
+def sweep(layout: Layout, alias: str) -> None:
+    """Remove temp files that writers killed mid-write left behind."""
+    sweep_temp_files(layout.embeddings_dir(alias))
+    sweep_temp_files(layout.embedding_pending_dir(alias))
+
+
+# reading --------------------------------------------------------------------------------------------------
+def vector_validity(vectors: pl.Series) -> pl.Series:
+    """True where a fixed-size vector is present, finite everywhere and not all zero."""
+    matrix = vectors.to_numpy()  # null rows and null elements come back as NaN
+    ok = np.empty(len(vectors), dtype=bool)
+    for start in range(0, len(vectors), _VALIDITY_BLOCK):
+        block = matrix[start : start + _VALIDITY_BLOCK]
+        ok[start : start + len(block)] = np.isfinite(block).all(axis=1) & (block != 0).any(axis=1)
+    return pl.Series("valid", ok)
+
+
+def _schema_of(path: Path) -> dict[str, pl.DataType]:
+    try:
+        return dict(pl.read_parquet_schema(path))
+    except Exception as exc:  # polars raises several types for a torn or non-Parquet file
+        raise StoreError(
+            path,
+            f"is not a readable Parquet file ({type(exc).__name__})",
+            "restore it from a backup, or move it aside and re-run autopatch to rebuild it",
+        ) from exc
+
+
+def _read_file(path: Path, dim: int, dtype: str, valid_since: datetime | None) -> pl.DataFrame:
+    """One file in the canonical schema plus ``valid``; lenient with List vectors, strict with Array widths."""
+    schema = _schema_of(path)
+    missing = [c for c in ("id", "text_hash", "vector", "embedded_at") if c not in schema]
+    if missing:
+        raise StoreError(path, f"is not a papersys embedding file (lacks {', '.join(missing)})", "move it aside")
+    vtype = schema["vector"]
+    keys = pl.read_parquet(path, columns=list(KEY_COLUMNS))
+    keys = keys.with_columns(pl.col("id").cast(pl.String), pl.col("text_hash").cast(pl.String), _utc("embedded_at"))
+    target = pl.Array(STORAGE_DTYPES[dtype], dim)
+    if isinstance(vtype, pl.Array) and vtype.size != dim:
+        newest = keys["embedded_at"].max()
+        if valid_since is not None and (keys.height == 0 or (isinstance(newest, datetime) and newest < valid_since)):
+            # every row predates a re-embed that changed the dim: they are stale, their vectors unusable
+            return keys.with_columns(pl.lit(None, dtype=target).alias("vector"), valid=pl.lit(False))
+        raise StoreError(
+            path,
+            f"vector column is {vtype} but the manifest says dim {dim}",
+            "the file contradicts its manifest; move it aside (autopatch then re-embeds that year)",
+        )
+    if not isinstance(vtype, pl.Array | pl.List) or not vtype.inner.is_numeric():
+        raise StoreError(path, f"vector column has type {vtype}, not an array of floats", "move it aside")
+    vec = pl.read_parquet(path, columns=["vector"]).to_series()
+    if isinstance(vtype, pl.List):  # hand-written or legacy: rows of the wrong length are invalid, not fatal
+        vec = pl.select(
+            pl.when(vec.list.len() == dim).then(vec.cast(pl.List(pl.Float32))).otherwise(None).list.to_array(dim)
+        ).to_series()
+    vec = vec.cast(target)
+    return keys.with_columns(vec.alias("vector"), vector_validity(vec))
+
+
+def _utc(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def read_embeddings(
+    layout: Layout,
+    alias: str,
+    year: int,
+    *,
+    dim: int,
+    dtype: str = "float32",
+    valid_since: datetime | None = None,
+    vectors: bool = True,
+) -> pl.DataFrame:
+    """The stored rows of one model-year: ``id, text_hash, embedded_at, valid`` (+ ``vector``), one per id.
+
+    Reads the year file and the pending parts; where an id occurs more than once the latest written file
+    wins (parts are newer than the year file, later parts newer than earlier ones), which is also the
+    newest ``embedded_at`` unless the clock stepped back. A kill between compaction and part deletion thus
+    never shows duplicates.
+    """
+    frames = []
+    for order, path in enumerate([layout.embedding_file(alias, year), *pending_parts(layout, alias, year)]):
+        if not path.exists():
+            continue
+        frame = _read_file(path, dim, dtype, valid_since)
+        if not vectors:
+            frame = frame.drop("vector")
+        frames.append(frame.with_columns(_order=pl.lit(order, dtype=pl.Int32)))
+    columns = [*KEY_COLUMNS, "valid", *(["vector"] if vectors else [])]
+    if not frames:
+        schema = embedding_schema(dim, dtype) | {"valid": pl.Boolean()}
+        return pl.DataFrame(schema=schema).select(columns)
+    frame = pl.concat(frames, how="vertical")
+    if frame["id"].is_duplicated().any():
+        frame = frame.sort("_order", maintain_order=True).unique(subset="id", keep="last", maintain_order=True)
+    return frame.select(columns)
+
+
+# writing --------------------------------------------------------------------------------------------------
+def canonical(frame: pl.DataFrame, dim: int, dtype: str) -> pl.DataFrame:
+    """``frame`` cast to the stored schema, in schema column order."""
+    return frame.select([pl.col(name).cast(kind) for name, kind in embedding_schema(dim, dtype).items()])
+
+
+def write_part(layout: Layout, alias: str, year: int, frame: pl.DataFrame, *, dim: int, dtype: str) -> Path:
+    """Write one durable chunk of new vectors as the next part file of ``year``."""
+    parts = pending_parts(layout, alias, year)
+    seq = int(parts[-1].name[5:11]) + 1 if parts else 1
+    path = layout.embedding_pending_dir(alias) / f"{year}-{seq:06d}.parquet"
+    write_parquet(canonical(frame, dim, dtype), path)
+    return path
+
+
+@dataclass(frozen=True)
+class Compaction:
+    rows: int
+    pruned: int
+    parts: int
+
+
+def compact_year(
+    layout: Layout,
+    alias: str,
+    year: int,
+    *,
+    dim: int,
+    dtype: str,
+    keep_ids: pl.Series | None = None,
+    valid_since: datetime | None = None,
+) -> Compaction:
+    """Merge the year file and its parts into one new year file, drop ids not in ``keep_ids``, delete parts.
+
+    The year file is replaced atomically first and the parts deleted after, so a kill in between leaves
+    parts that merely repeat rows of the year file.
+    """
+    parts = pending_parts(layout, alias, year)
+    frame = read_embeddings(layout, alias, year, dim=dim, dtype=dtype, valid_since=valid_since)
+    pruned = 0
+    if keep_ids is not None:
+        kept = frame.filter(pl.col("id").is_in(keep_ids.implode()))
+        pruned = frame.height - kept.height
+        frame = kept
+    path = layout.embedding_file(alias, year)
+    if frame.height or path.exists():
+        write_parquet(canonical(frame.sort("id"), dim, dtype), path)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    return Compaction(rows=frame.height, pruned=pruned, parts=len(parts))
