@@ -6,7 +6,6 @@ are arXiv's current opaque, URL-quoted query strings with a ``skip`` restart poi
 
 from __future__ import annotations
 
-import operator
 import re
 import threading
 from bisect import bisect_left, bisect_right
@@ -94,8 +93,8 @@ class _Index:
         self.selections: dict[tuple[date | None, date | None, str | None], list[Paper]] = {}
 
     def same(self, papers: Sequence[Paper]) -> bool:
-        # papers are immutable, so identity of every element means nothing changed (~3 ms at 100k)
-        return len(papers) == len(self.source) and all(map(operator.is_, papers, self.source))
+        # list == list is a C loop that short-cuts on identity (papers are immutable): ~0.5 ms at 100k
+        return (papers if isinstance(papers, list) else list(papers)) == self.source
 
     def select(self, start: date | None, until: date | None, set_spec: str | None) -> list[Paper]:
         key = (start, until, set_spec)

@@ -133,6 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return "Apache"  # what arXiv answers with
+
     server: _HTTPServer
 
     def do_GET(self) -> None:
