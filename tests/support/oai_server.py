@@ -166,6 +166,8 @@ class OAIServer:
         clock: Callable[[], datetime] | None = None,
         port: int = 0,
     ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
         self.papers: list[Paper] = list(papers)
         self.page_size = page_size
         self.port = port
@@ -215,6 +217,11 @@ class OAIServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/oai"
+
+    @property
+    def request_count(self) -> int:
+        """Requests received so far (``faults.at(server.request_count + 2, …)`` = the second one from now)."""
+        return self._count
 
     # -- what tests change ---------------------------------------------------------------------------------
 

@@ -165,6 +165,10 @@ def test_always_exhausts_retries_until_cleared(server: OAIServer) -> None:
     assert [get(server.url, **FIRST).status_code for _ in range(4)] == [503] * 4
     server.faults.always(None)
     assert get(server.url, **FIRST).status_code == 200
+    server.clear_log()
+    server.faults.at(server.request_count + 2, HTTPStatus(500))  # numbers keep counting across clear_log
+    assert [get(server.url, **FIRST).status_code for _ in range(3)] == [200, 500, 200]
+    assert [r.number for r in server.requests] == [6, 7, 8]
 
 
 def test_precedence_and_pending() -> None:
