@@ -98,3 +98,31 @@ def assert_golden(vectors: np.ndarray) -> None:
     for vec, ref in zip(vectors, GOLDEN["vectors"], strict=True):
         np.testing.assert_allclose(vec[:16], ref["head"], atol=1e-5)
         assert abs(float(vec.sum()) - ref["sum"]) < 1e-4
+
+
+class HashEngine:
+    """A deterministic engine of any dim (for dims the real model cannot produce): vector = f(text hash)."""
+
+    def __init__(self, dim: int, fail_after: int | None = None) -> None:
+        self.dim = dim
+        self.fail_after = fail_after
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        from papersys.errors import EngineError
+
+        if self.fail_after is not None and len(self.texts) + len(texts) > self.fail_after:
+            raise EngineError("hash", "worker (pid 1) exited with status 7")
+        self.texts.extend(texts)
+        return np.stack([hash_vector(t, self.dim) for t in texts]) if texts else np.empty((0, self.dim), np.float32)
+
+    def close(self) -> None:
+        return None
+
+
+def hash_vector(text: str, dim: int) -> np.ndarray:
+    import hashlib
+
+    raw = hashlib.shake_128(text.encode()).digest(dim)
+    vec = np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 127.5
+    return vec / np.linalg.norm(vec)
