@@ -17,7 +17,7 @@ def strict_parse(content: bytes) -> etree._Element:
     return etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True))
 
 
-def get(url: str, session: requests.Session | None = None, **params: str) -> requests.Response:
+def get(url: str, session: requests.Session | None = None, /, **params: str) -> requests.Response:
     return (session or requests).get(url, params=params, timeout=10)
 
 

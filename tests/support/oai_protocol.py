@@ -191,6 +191,26 @@ class Repository:
         else:
             self._only(flat, set(_LIST_ARGS))
             args, skip = {k: flat[k] for k in _LIST_ARGS if k in flat}, 0
+        try:
+            prefix, start, until, set_spec = self._query(args)
+        except OAIError as err:
+            if token is None:
+                raise
+            raise OAIError("badResumptionToken", f"The resumptionToken encodes a bad request: {err.message}") from None
+        selected = index.select(start, until, set_spec)
+        if token is not None and skip >= len(selected):
+            raise OAIError("badResumptionToken", "The resumptionToken points past the end of the list")
+        if not selected:
+            raise OAIError("noRecordsMatch", "No records match the given criteria")
+        page = selected[skip : skip + page_size]
+        more = skip + len(page) < len(selected)
+        render = header_bytes if verb == "ListIdentifiers" else (lambda p: _record_bytes(p, prefix))
+        token_xml = self._token(verb, args, skip, len(page), len(selected), more)
+        inner = b"\n".join(map(render, page)) + b"\n" + token_xml.encode()
+        return Reply(self._envelope(verb, flat, inner), verb, None, len(page))
+
+    def _query(self, args: Mapping[str, str]) -> tuple[str, date | None, date | None, str | None]:
+        """Validated (metadataPrefix, from, until, set) of a list request."""
         prefix = args.get("metadataPrefix")
         if prefix is None:
             raise OAIError("badArgument", "metadataPrefix is required")
@@ -205,17 +225,7 @@ class Repository:
         set_spec = args.get("set")
         if set_spec is not None and not known_set(set_spec):
             raise OAIError("badArgument", f"Set {set_spec!r} does not exist")
-        selected = index.select(start, until, set_spec)
-        if not selected:
-            raise OAIError("noRecordsMatch", "No records match the given criteria")
-        if skip >= len(selected):
-            raise OAIError("badResumptionToken", "The resumptionToken points past the end of the list")
-        page = selected[skip : skip + page_size]
-        more = skip + len(page) < len(selected)
-        render = header_bytes if verb == "ListIdentifiers" else (lambda p: _record_bytes(p, prefix))
-        token_xml = self._token(verb, args, skip, len(page), len(selected), more)
-        inner = b"\n".join(map(render, page)) + b"\n" + token_xml.encode()
-        return Reply(self._envelope(verb, flat, inner), verb, None, len(page))
+        return prefix, start, until, set_spec
 
     def _get_record(self, flat: dict[str, str], index: _Index) -> Reply:
         self._only(flat, {"identifier", "metadataPrefix"})

@@ -66,7 +66,7 @@ class LoggedRequest:
     time: float  # time.time() at arrival
     status: int | None = None
     oai_error: str | None = None
-    records: int = 0
+    records: int = 0  # records in the page the server computed (a fault may have mangled or skipped it)
 
 
 class _Exchange:
@@ -119,8 +119,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError, OSError)) and not isinstance(exc, FileNotFoundError):
-            return  # the client went away (timeouts, faults): expected, not a server bug
+        if isinstance(exc, OSError):
+            return  # the client went away (its timeout, a fault's reset): expected, not a server bug
         self.owner.errors.append(traceback.format_exc())
         super().handle_error(request, client_address)
 
@@ -128,13 +128,10 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like arXiv: a harvest reuses one connection
     disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
-    server_version = "Apache"
-    sys_version = ""
+    server: _HTTPServer
 
     def version_string(self) -> str:
-        return "Apache"  # what arXiv answers with
-
-    server: _HTTPServer
+        return "Apache"  # the Server header arXiv answers with
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)

@@ -270,6 +270,10 @@ _TOKEN = "verb%253DListRecords%2526metadataPrefix%253DarXiv%2526skip%253D"  # qu
         ("verb=ListRecords&resumptionToken=verb%253DListRecords%2526skip%253Dx", "badResumptionToken"),
         (f"verb=ListIdentifiers&resumptionToken={_TOKEN}1", "badResumptionToken"),  # another verb's token
         (f"verb=ListRecords&resumptionToken={_TOKEN}999", "badResumptionToken"),  # past the end
+        (
+            "verb=ListRecords&resumptionToken=metadataPrefix%253DarXiv%2526verb%253DListRecords%2526from%253D2024-13-01%2526skip%253D1",
+            "badResumptionToken",
+        ),
         ("verb=GetRecord&identifier=oai:arXiv.org:9999.99999&metadataPrefix=arXiv", "idDoesNotExist"),
         ("verb=GetRecord&identifier=oai:arXiv.org:2401.00001", "badArgument"),
     ],
