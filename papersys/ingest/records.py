@@ -29,8 +29,8 @@ def optional_text(value: str | None) -> str | None:
 
 def format_author(keyname: str | None, forenames: str | None = None, suffix: str | None = None) -> str:
     """arXiv's (keyname, forenames, suffix) → "Forenames Keyname Suffix"."""
-    parts = (clean_text(p) for p in (forenames, keyname, suffix) if p)
-    return " ".join(p for p in parts if p)
+    # one split over the three parts collapses their whitespace and drops empty ones (hot in bulk loads)
+    return " ".join(f"{forenames or ''} {keyname or ''} {suffix or ''}".split())
 
 
 def split_author_string(authors: str) -> list[str]:
@@ -83,6 +83,31 @@ def parse_rfc2822_date(value: str) -> date:
         except ValueError:
             pass
     return parsedate_to_datetime(value).date()
+
+
+_LIST_COLUMNS = ("authors", "categories")
+_SEP = "\x1f"  # str.split() treats it as whitespace, so no cleaned name or category contains it
+
+
+def _list_column(name: str, values: list[object]) -> pl.Series:
+    """Python lists of str → a List(String) column.
+
+    Joining each list and splitting the joined column in polars is ~10x faster than polars' row-by-row
+    conversion of nested lists (a third of a snapshot chunk's cost); any list the round trip would not
+    reproduce exactly (an element holding the separator, a non-str element) takes the exact slow path.
+    """
+    dtype = pl.List(pl.String())
+    try:
+        joined = pl.Series(name, [_SEP.join(v) for v in values], dtype=pl.String())  # type: ignore[arg-type]
+    except TypeError:
+        return pl.Series(name, values, dtype=dtype, strict=False)
+    lengths = pl.Series([len(v) for v in values], dtype=pl.UInt32())  # type: ignore[arg-type]
+    split = pl.select(
+        pl.when(lengths == 0).then(pl.lit([], dtype=dtype)).otherwise(joined.str.split(_SEP)).alias(name)
+    ).to_series()
+    if split.len() and not (split.list.len() == lengths).all():
+        return pl.Series(name, values, dtype=dtype, strict=False)
+    return split
 
 
 class MetadataBatch:
@@ -138,19 +163,13 @@ class MetadataBatch:
         self._del_dates.append(datestamp)
 
     def records(self) -> pl.DataFrame:
-        return conform(
-            pl.DataFrame(
-                self._cols,
-                schema_overrides={
-                    "authors": pl.List(pl.String()),
-                    "categories": pl.List(pl.String()),
-                    "created": pl.Date(),
-                    "updated": pl.Date(),
-                    "datestamp": pl.Date(),
-                },
-                strict=False,
-            )
+        scalars = {name: values for name, values in self._cols.items() if name not in _LIST_COLUMNS}
+        frame = pl.DataFrame(
+            scalars,
+            schema_overrides={"created": pl.Date(), "updated": pl.Date(), "datestamp": pl.Date()},
+            strict=False,
         )
+        return conform(frame.with_columns(_list_column(name, self._cols[name]) for name in _LIST_COLUMNS))
 
     def deletion_frame(self) -> pl.DataFrame:
         return pl.DataFrame({"id": self._del_ids, "datestamp": self._del_dates}, schema=dict(DELETION_SCHEMA))

@@ -8,7 +8,7 @@ whose every part is complete.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import polars as pl
@@ -45,6 +45,21 @@ class Spool:
         if deletions is not None and deletions.height:
             write_parquet(deletions.select(list(DELETION_SCHEMA)), self.directory / _DELETIONS / f"{seq}.parquet")
 
+    @property
+    def next_seq(self) -> int:
+        """Sequence number the next ``add`` will use (a resumable writer records it as its commit point)."""
+        return self._seq
+
+    def drop_from(self, seq: int) -> int:
+        """Delete parts numbered ``seq`` or later (spooled after the caller's last commit point)."""
+        dropped = 0
+        for part in self.directory.glob("*/*.parquet"):
+            if part.stem.isdigit() and int(part.stem) >= seq:
+                part.unlink()
+                dropped += 1
+        self._seq = max(seq, 1)
+        return dropped
+
     def years(self) -> list[int]:
         return sorted(int(p.name) for p in self.directory.iterdir() if p.is_dir() and p.name.isdigit())
 
@@ -61,16 +76,24 @@ class Spool:
         )
 
     def merge(
-        self, layout: Layout, *, dry_run: bool = False, on_year: Callable[[YearChange], None] | None = None
+        self,
+        layout: Layout,
+        *,
+        dry_run: bool = False,
+        on_year: Callable[[YearChange], None] | None = None,
+        skip_years: Collection[int] = (),
     ) -> UpsertResult:
-        """Upsert everything spooled into the store, one year at a time (memory ~ one year)."""
+        """Upsert everything spooled into the store, one year at a time (memory ~ one year).
+
+        ``skip_years`` are left out (a resumed merge passes the years it already merged).
+        """
         deletions = self._read(_DELETIONS)
         del_years: dict[int, pl.DataFrame] = {}
         if deletions is not None:
             with_year = deletions.with_columns(_year=year_expr("id")).filter(pl.col("_year").is_not_null())
             del_years = {y: part.drop("_year") for (y,), part in with_year.partition_by("_year", as_dict=True).items()}
         changes: list[YearChange] = []
-        for year in sorted(set(self.years()) | set(del_years)):
+        for year in sorted((set(self.years()) | set(del_years)) - set(skip_years)):
             records = self._read(str(year))
             if records is None:
                 records = empty_metadata()

@@ -84,6 +84,16 @@ class Layout:
     def spool_dir(self) -> Path:
         return self.state_dir / "spool"
 
+    @property
+    def snapshot_checkpoint(self) -> Path:
+        """Progress of a resumable ``ingest --snapshot`` load (deleted once it has merged)."""
+        return self.state_dir / "snapshot.json"
+
+    @property
+    def snapshot_spool_dir(self) -> Path:
+        """The spool of a snapshot load, apart from the harvest's so neither clears the other's."""
+        return self.state_dir / "snapshot-spool"
+
     # locks ----------------------------------------------------------------------------------------------
     @property
     def locks_dir(self) -> Path:
