@@ -44,6 +44,7 @@ class IngestConfig(_Frozen):
     initial_days: Annotated[int, Field(ge=1)] = 7
     window_days: Annotated[int, Field(ge=1)] = 30
     user_agent: str = "papersys (+https://github.com/papersys/papersys)"
+    snapshot_chunk_lines: Annotated[int, Field(ge=1)] = 50_000
 
     @field_validator("base_url")
     @classmethod
