@@ -7,16 +7,18 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from papersys import locks
 from papersys.config import Config
+from papersys.jobrun import run_job
 from papersys.runtime import Runtime
 from papersys.store.layout import Layout
 
 if TYPE_CHECKING:
-    from papersys.ingest.harvest import IngestReport
-    from papersys.ingest.snapshot import SnapshotReport
     from papersys.config import ModelConfig
     from papersys.embed.autopatch import AutopatchReport, EngineFactory
     from papersys.embed.coverage import BacklogReport
+    from papersys.ingest.harvest import IngestReport
+    from papersys.ingest.snapshot import SnapshotReport
 
 
 def layout_of(config: Config) -> Layout:
@@ -35,8 +37,12 @@ def ingest(
     """Harvest arXiv over OAI-PMH into the metadata store (incremental by watermark)."""
     from papersys.ingest.harvest import HarvestRequest, run_harvest
 
+    runtime = runtime or Runtime()
     request = HarvestRequest.build(config.ingest, start=start, until=until, sets=sets, dry_run=dry_run)
-    return run_harvest(config.ingest, layout_of(config), request, runtime or Runtime())
+    if dry_run:  # reads only: no lock, no history entry
+        return run_harvest(config.ingest, layout_of(config), request, runtime)
+    return run_job(config, "ingest", [locks.METADATA], runtime,
+                   lambda: run_harvest(config.ingest, layout_of(config), request, runtime))
 
 
 def ingest_snapshot(

@@ -16,6 +16,7 @@ from typing import Any
 
 from papersys.config import IngestConfig
 from papersys.errors import HarvestError, UsageError
+from papersys.faults import crash_point
 from papersys.ingest.oai import BadResumptionToken, OAIClient
 from papersys.ingest.parse import PageStats, parse_records
 from papersys.ingest.records import MetadataBatch
@@ -168,6 +169,7 @@ def run_harvest(cfg: IngestConfig, layout: Layout, request: HarvestRequest, runt
                     previous = state.watermark(key)
                     # never move a watermark back: a backfill of an old range leaves it where it was
                     mark = hi if previous is None else max(previous, hi)
+                    crash_point("harvest.before_checkpoint")
                     state = state.with_checkpoint(key, Checkpoint(mark, runtime.clock())).with_window(None)
                     save_state(layout, state)
             set_reports.append(SetReport(key, point.start, until, point.reason, len(windows), state.watermark(key)))
@@ -221,6 +223,7 @@ def _harvest_window(
                 batch = MetadataBatch()
                 stats = parse_records(page.root, batch, categories=cfg.categories)
                 spool.add(batch.records(), batch.deletion_frame())
+                crash_point("harvest.page")
                 n_pages += 1
                 for name in ("records", "deleted", "filtered", "invalid"):
                     setattr(pages, name, getattr(pages, name) + getattr(stats, name))

@@ -212,5 +212,8 @@ class OAIClient:
         except oaiexceptions.BadResumptionToken as exc:
             raise BadResumptionToken(str(exc)) from exc
         except _OAI_ERRORS as exc:
-            code = type(exc).__name__
-            raise HarvestError(f"ListRecords {params}", f"server answered {code}: {exc}") from exc
+            name = type(exc).__name__
+            code = name[0].lower() + name[1:]  # sickle's class for OAI error code badArgument is BadArgument
+            raise HarvestError(
+                self._describe({"verb": "ListRecords", **params}), f"server answered {code}: {exc}"
+            ) from exc

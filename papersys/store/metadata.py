@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from papersys.errors import StoreError
+from papersys.faults import crash_point
 from papersys.store.atomic import sweep_temp_files, write_parquet
 from papersys.store.ids import year_expr
 from papersys.store.layout import Layout
@@ -215,6 +216,7 @@ def _upsert_year(
     result = pl.concat([existing.filter(~pl.col("id").is_in(touched.implode())), new_rows, updated_rows]).sort("id")
     if not dry_run:
         write_parquet(result, layout.metadata_file(year))
+        crash_point("metadata.year_written")
     return YearChange(
         year,
         new=new_rows.height,
