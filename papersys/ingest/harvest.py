@@ -14,12 +14,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from papersys.config import IngestConfig
 from papersys.errors import HarvestError, UsageError
 from papersys.faults import crash_point
 from papersys.ingest.oai import BadResumptionToken, OAIClient
-from papersys.ingest.parse import PageStats, parse_records
-from papersys.ingest.records import MetadataBatch
+from papersys.ingest.parse import PageStats, ParsedPage, parse_page_records
 from papersys.ingest.spool import Spool
 from papersys.ingest.windows import plan_windows, resolve_start
 from papersys.runtime import Runtime
@@ -28,6 +29,7 @@ from papersys.store.metadata import YearChange
 from papersys.store.state import Checkpoint, WindowInProgress, load_state, save_state, set_key
 
 log = logging.getLogger(__name__)
+SPOOL_BATCH = 25_000  # rows buffered in memory before they are written to the spool
 _SET_RE = re.compile(r"^[a-z-]+(:[a-z-]+(:[A-Za-z.-]+)?)?$")
 
 
@@ -196,6 +198,13 @@ def run_harvest(cfg: IngestConfig, layout: Layout, request: HarvestRequest, runt
     )
 
 
+def _spool(spool: Spool, pending: list[ParsedPage]) -> None:
+    """Write the buffered pages as one spool part (a part per page would mean thousands of tiny files)."""
+    if pending:
+        spool.add(pl.concat([p.records for p in pending]), pl.concat([p.deletions for p in pending]))
+        pending.clear()
+
+
 def _harvest_window(
     client: OAIClient,
     cfg: IngestConfig,
@@ -217,14 +226,17 @@ def _harvest_window(
         spool = Spool(spool_dir)
         pages = PageStats()
         n_pages = 0
+        pending: list[ParsedPage] = []
         task = runtime.progress.task(f"harvest {label}", unit="records")
         try:
             for page in client.pages(metadata_prefix=cfg.metadata_prefix, start=lo, until=hi, set_spec=spec):
-                batch = MetadataBatch()
-                stats = parse_records(page.root, batch, categories=cfg.categories)
-                spool.add(batch.records(), batch.deletion_frame())
+                parsed = parse_page_records(page.root, categories=cfg.categories)
+                pending.append(parsed)
+                if sum(p.records.height + p.deletions.height for p in pending) >= SPOOL_BATCH:
+                    _spool(spool, pending)
                 crash_point("harvest.page")
                 n_pages += 1
+                stats = parsed.stats
                 for name in ("records", "deleted", "filtered", "invalid"):
                     setattr(pages, name, getattr(pages, name) + getattr(stats, name))
                 if page.complete_list_size:
@@ -232,6 +244,7 @@ def _harvest_window(
                 task.advance(stats.records + stats.deleted + stats.filtered + stats.invalid)
                 runtime.observer.harvest_records(stats.records + stats.deleted)
                 runtime.check_cancel()
+            _spool(spool, pending)
             break
         except BadResumptionToken as exc:
             restarts += 1

@@ -1,4 +1,8 @@
-"""Pure parsing of OAI-PMH ListRecords pages in arXiv's ``arXiv`` and ``arXivRaw`` formats into rows."""
+"""Pure parsing of OAI-PMH ListRecords pages in arXiv's ``arXiv`` and ``arXivRaw`` formats into rows.
+
+``parse_page_records`` is the fast path (XSLT + polars); ``parse_records`` walks the tree record by record
+and is both the fallback for pages the fast path cannot split and the reference the tests hold it to.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
+import polars as pl
 from lxml import etree
 
+from papersys.ingest.page_xslt import AUTHOR, COLUMNS, PART, flatten
 from papersys.ingest.records import (
     MetadataBatch,
     format_author,
@@ -18,8 +24,8 @@ from papersys.ingest.records import (
     split_author_string,
     split_categories,
 )
-from papersys.store.ids import InvalidIdError, normalize_id
-from papersys.store.metadata import clean_text
+from papersys.store.ids import InvalidIdError, normalize_id, year_expr
+from papersys.store.metadata import clean_text, clean_text_expr, conform
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +186,122 @@ def _raw_fields(payload: etree._Element, ns: str) -> Fields:
         fields["created"] = versions[0][1]
         fields["updated"] = versions[-1][1] if len(versions) > 1 else None
     return fields
+
+
+@dataclass(frozen=True)
+class ParsedPage:
+    records: pl.DataFrame  # metadata schema
+    deletions: pl.DataFrame  # id, datestamp
+    stats: PageStats
+
+
+def parse_page_records(root: etree._Element, *, categories: Collection[str] = (), source: str = "oai") -> ParsedPage:
+    """Every record of a ListRecords page as frames; same rows as ``parse_records``, several times faster."""
+    rows = flatten(root)
+    if rows is None:  # a record's text contains our separators: take the slow, exact path
+        batch = MetadataBatch()
+        stats = parse_records(root, batch, categories=categories, source=source)
+        return ParsedPage(batch.records(), batch.deletion_frame(), stats)
+    raw = pl.DataFrame(
+        dict(zip(COLUMNS, zip(*rows, strict=True), strict=True)) if rows else {c: [] for c in COLUMNS},
+        schema=dict.fromkeys(COLUMNS, pl.String()),
+    )
+    return _frames(raw, frozenset(categories), source)
+
+
+def _none_if_empty(column: str) -> pl.Expr:
+    cleaned = clean_text_expr(column)
+    return pl.when(cleaned == "").then(None).otherwise(cleaned).alias(column)
+
+
+def _raw_columns(raw: pl.DataFrame) -> pl.DataFrame:
+    """arXivRaw's author string and RFC 2822 version dates need Python's parsers (row by row)."""
+    n = raw.height
+    authors: list[list[str] | None] = [None] * n
+    created: list[date | None] = [None] * n
+    updated: list[date | None] = [None] * n
+    if n and (raw["fmt"] == "r").any():
+        cols = zip(
+            raw["fmt"].to_list(),
+            raw["authors"].to_list(),
+            raw["created"].to_list(),
+            raw["updated"].to_list(),
+            raw["nversions"].to_list(),
+            strict=True,
+        )
+        for i, (fmt, names, first, last, count) in enumerate(cols):
+            if fmt != "r":
+                continue
+            authors[i] = split_author_string(names)
+            try:
+                created[i] = parse_rfc2822_date(first) if first else None
+                updated[i] = parse_rfc2822_date(last) if last and count.isdigit() and int(count) > 1 else None
+            except (TypeError, ValueError, IndexError):
+                created[i] = None  # counted as unusable below
+    schema = {"raw_authors": pl.List(pl.String()), "raw_created": pl.Date(), "raw_updated": pl.Date()}
+    return pl.DataFrame({"raw_authors": authors, "raw_created": created, "raw_updated": updated}, schema=schema)
+
+
+def _frames(raw: pl.DataFrame, wanted: frozenset[str], source: str) -> ParsedPage:
+    stats = PageStats()
+    ident = pl.col("identifier").str.strip_chars().str.strip_prefix("oai:arXiv.org:").str.replace(r"v\d+$", "")
+    frame = (
+        pl.concat([raw, _raw_columns(raw)], how="horizontal")
+        .with_columns(
+            id=ident,
+            stamp=pl.col("datestamp").str.strip_chars().str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False),
+            deleted=pl.col("status").str.strip_chars() == "deleted",
+        )
+        .with_columns(ok_header=year_expr("id").is_not_null() & pl.col("stamp").is_not_null())
+    )
+    deletions = frame.filter(pl.col("deleted") & pl.col("ok_header"))
+    stats.deleted = deletions.height
+    live = frame.filter(~pl.col("deleted"))
+    authors_a = (
+        pl.col("authors")
+        .str.split(AUTHOR)
+        .list.eval(pl.element().str.replace_all(PART, " "))
+        .list.eval(clean_text_expr(""))
+        .list.eval(pl.element().filter(pl.element() != ""))
+    )
+    records = live.with_columns(
+        title=clean_text_expr("title"),
+        abstract=clean_text_expr("abstract"),
+        authors=pl.when(pl.col("fmt") == "r").then(pl.col("raw_authors")).otherwise(authors_a),
+        categories=pl.col("categories").str.extract_all(r"\S+").list.unique(maintain_order=True),
+        created=pl.when(pl.col("fmt") == "r")
+        .then(pl.col("raw_created"))
+        .otherwise(pl.col("created").str.strip_chars().str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)),
+        updated=pl.when(pl.col("fmt") == "r")
+        .then(pl.col("raw_updated"))
+        .otherwise(pl.col("updated").str.strip_chars().str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)),
+        doi=_none_if_empty("doi").alias("doi"),
+        journal_ref=_none_if_empty("journal_ref"),
+        comments=_none_if_empty("comments"),
+        license=_none_if_empty("license"),
+        datestamp=pl.col("stamp"),
+        source=pl.lit(source),
+    ).with_columns(primary_category=pl.col("categories").list.first())
+    usable = (
+        pl.col("ok_header")
+        & pl.col("fmt").is_in(["a", "r"])
+        & (pl.col("title") != "")
+        & (pl.col("abstract") != "")
+        & (pl.col("categories").list.len() > 0)
+        & pl.col("created").is_not_null()
+    )
+    bad = records.filter(~usable)
+    if bad.height:
+        stats.invalid = bad.height + (frame.filter(pl.col("deleted")).height - deletions.height)
+        log.warning("skipping %d unusable record(s), e.g. %s", bad.height, bad["identifier"].head(3).to_list())
+    else:
+        stats.invalid = frame.filter(pl.col("deleted")).height - deletions.height
+    records = records.filter(usable)
+    if wanted:
+        keep = records["categories"].list.eval(pl.element().is_in(list(wanted))).list.any()
+        stats.filtered = records.height - int(keep.sum())
+        records = records.filter(keep)
+    stats.records = records.height
+    return ParsedPage(
+        conform(records), deletions.select("id", pl.col("stamp").alias("datestamp")), stats
+    )

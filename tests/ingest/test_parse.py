@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from papersys.ingest.oai import _MalformedPage, parse_page
-from papersys.ingest.parse import parse_records
+from papersys.ingest.parse import parse_page_records, parse_records
 from papersys.ingest.records import MetadataBatch
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "oai"
@@ -145,3 +145,66 @@ def test_unusable_records_are_counted_not_stored(record: str) -> None:
 def test_malformed_pages_are_refused_not_repaired(content: bytes) -> None:
     with pytest.raises(_MalformedPage):
         parse_page(content)
+
+
+def _synthetic_page(prefix: str, **kw: object) -> bytes:
+    from support.oai_records import render_record
+    from support.papers import synthetic_papers
+
+    papers = synthetic_papers(
+        400,
+        seed=11,
+        start=date(2024, 1, 1),
+        days=20,
+        deleted_fraction=0.05,
+        special_fraction=0.4,
+        old_style_fraction=0.1,
+        **kw,
+    )  # type: ignore[arg-type]
+    head = '<?xml version="1.0" encoding="UTF-8"?>\n<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><ListRecords>'
+    return (head + "".join(render_record(p, prefix) for p in papers) + "</ListRecords></OAI-PMH>").encode()
+
+
+def _assert_fast_equals_reference(root: object, **kw: object) -> None:
+    batch = MetadataBatch()
+    stats = parse_records(root, batch, **kw)  # type: ignore[arg-type]
+    fast = parse_page_records(root, **kw)  # type: ignore[arg-type]
+    assert fast.records.equals(batch.records())
+    assert fast.deletions.equals(batch.deletion_frame())
+    assert fast.stats == stats
+
+
+@pytest.mark.parametrize("prefix", ["arXiv", "arXivRaw"])
+def test_fast_path_gives_exactly_the_reference_rows(prefix: str) -> None:
+    root = parse_page(_synthetic_page(prefix))
+    _assert_fast_equals_reference(root)
+    _assert_fast_equals_reference(root, categories=["cs.LG", "math.AG", "hep-th"])
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "arxiv_legacy_ListRecords_arXivRaw_with_token.xml",
+        "arxiv_legacy_ListRecords_arXiv_after_503.xml",
+        "arxiv_legacy_GetRecord_arXivRaw.xml",
+    ],
+)
+def test_fast_path_on_recorded_pages(name: str) -> None:
+    _assert_fast_equals_reference(parse_page((FIXTURES / name).read_bytes()))
+
+
+def test_text_containing_the_fast_paths_separators_falls_back_to_the_tree_walker() -> None:
+    page = _page(_arxiv("2401.00001", title="odd \ue000 title \ue001"), _arxiv("2401.00002"))
+    parsed = parse_page_records(parse_page(page))
+    assert parsed.records["title"].to_list() == ["odd \ue000 title \ue001", "T"]
+
+
+def test_unusable_records_are_counted_the_same_on_the_fast_path() -> None:
+    page = _page(
+        _arxiv("not-an-id"),
+        _arxiv("2401.00002", title=""),
+        _arxiv("2401.00003", datestamp="nope"),
+        _arxiv("2401.00004"),
+    )
+    _assert_fast_equals_reference(parse_page(page))
+    assert parse_page_records(parse_page(page)).stats.invalid == 3
