@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from papersys.config import IngestConfig
+from papersys.faults import crash_point
 from papersys.ingest.sets import RecordFilter
 from papersys.ingest.snapshot_io import open_lines
 from papersys.ingest.snapshot_parse import MAX_BAD_SAMPLES, ChunkResult, map_chunk
@@ -86,6 +87,7 @@ def _spool_file(
                 kept = len(result.batch)
                 if kept:
                     spool.add(result.batch.records())
+                    crash_point("snapshot.spooled")  # parts written, chunk not committed
                 counts = _add_counts(checkpoint.counts, len(lines), result)
                 checkpoint = checkpoint.advance(
                     offset=checkpoint.offset + sum(map(len, lines)),
@@ -94,6 +96,7 @@ def _spool_file(
                     counts=counts,
                 )
                 commit(checkpoint)
+                crash_point("snapshot.committed")
                 parsed += result.valid
                 position = stream.position()
                 progress.advance(position - shown)
@@ -106,7 +109,7 @@ def _spool_file(
 
 
 def _resume_or_start(
-    layout: Layout, identity: FileIdentity, notes: list[str]
+    layout: Layout, identity: FileIdentity, keep: tuple[tuple[str, ...], tuple[str, ...]], notes: list[str]
 ) -> tuple[SnapshotCheckpoint, Spool, bool]:
     """The checkpoint and spool to continue with; a fresh pair (and a note saying why) when resuming is unsafe."""
     spool_dir = layout.snapshot_spool_dir
@@ -115,6 +118,8 @@ def _resume_or_start(
         notes.append(f"ignored an {problem}; started afresh")
     elif previous is not None and not previous.file.same_file(identity):
         notes.append(f"the unfinished load was of another file ({previous.file.path}); started afresh")
+    elif previous is not None and previous.keep != keep:
+        notes.append("the unfinished load used other ingest.sets/categories; started afresh")
     elif previous is not None:
         spool = Spool(spool_dir)
         if spool.next_seq < previous.next_seq:
@@ -123,7 +128,7 @@ def _resume_or_start(
             spool.drop_from(previous.next_seq)  # parts of a chunk spooled but never committed
             return replace(previous, runs=previous.runs + 1), spool, True
     Spool(spool_dir).clear()
-    return SnapshotCheckpoint(file=identity, spool_dir=str(spool_dir)), Spool(spool_dir), False
+    return SnapshotCheckpoint(file=identity, spool_dir=str(spool_dir), keep=keep), Spool(spool_dir), False
 
 
 def _watermark_keys(config: IngestConfig) -> list[str]:
@@ -206,7 +211,7 @@ def load_snapshot(
             checkpoint, spool, resumed = SnapshotCheckpoint(file=identity, spool_dir=tmp), Spool(Path(tmp)), False
             commit = _no_commit
         else:
-            checkpoint, spool, resumed = _resume_or_start(layout, identity, notes)
+            checkpoint, spool, resumed = _resume_or_start(layout, identity, (config.sets, config.categories), notes)
             commit = partial(save_checkpoint, layout.snapshot_checkpoint)
         resumed_from = (checkpoint.offset, checkpoint.line_no) if resumed else None
         counted_before = checkpoint.counts.valid
@@ -227,7 +232,9 @@ def load_snapshot(
         phases["merge"] = runtime.monotonic() - mark
         after = _apply_watermark(layout, keys, checkpoint, runtime, dry_run)
         if not dry_run:
+            crash_point("snapshot.watermark_set")
             clear_checkpoint(layout.snapshot_checkpoint)  # first: a checkpoint never points at a missing spool
+            crash_point("snapshot.checkpoint_cleared")
             spool.clear()
     return _report(
         path, checkpoint, keys, after, resumed_from, notes, dry_run,

@@ -66,6 +66,7 @@ class SnapshotCheckpoint:
 
     file: FileIdentity
     spool_dir: str
+    keep: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # (sets, categories) the spool was filtered by
     phase: str = "spool"
     offset: int = 0
     line_no: int = 0
@@ -83,6 +84,7 @@ class SnapshotCheckpoint:
             "version": _VERSION,
             "file": asdict(self.file),
             "spool_dir": self.spool_dir,
+            "keep": {"sets": list(self.keep[0]), "categories": list(self.keep[1])},
             "phase": self.phase,
             "offset": self.offset,
             "line_no": self.line_no,
@@ -105,6 +107,7 @@ class SnapshotCheckpoint:
         return cls(
             file=FileIdentity(**raw["file"]),
             spool_dir=str(raw["spool_dir"]),
+            keep=(tuple(raw["keep"]["sets"]), tuple(raw["keep"]["categories"])),
             phase=raw["phase"],
             offset=int(raw["offset"]),
             line_no=int(raw["line_no"]),

@@ -57,7 +57,7 @@ def snap(tmp_path: Path) -> Snapshot:
 
 
 def load(
-    layout: Layout, path: Path, config: IngestConfig | None = None, *, chunk_lines: int = 50, **kwargs: object
+    layout: Layout, path: Path, config: IngestConfig | None = None, *, chunk_lines: int = 150, **kwargs: object
 ) -> SnapshotReport:
     config = (config or IngestConfig()).model_copy(update={"snapshot_chunk_lines": chunk_lines})
     kwargs.setdefault("runtime", runtime())
@@ -262,6 +262,18 @@ def test_a_different_file_starts_afresh_and_says_so(tmp_path: Path, snap: Snapsh
     report = load(layout, other)
     assert report.notes == (f"the unfinished load was of another file ({snap.path}); started afresh",)
     assert store(layout)["id"].to_list() == ["2401.00001"]
+
+
+def test_changed_sets_or_categories_start_afresh(tmp_path: Path, snap: Snapshot) -> None:
+    layout = Layout(tmp_path / "data")
+    with pytest.raises(Interrupted):
+        load(layout, snap.path, chunk_lines=20, runtime=cancelling("snapshot", snap.path.stat().st_size // 2))
+    config = IngestConfig(categories=("hep-th",))
+    report = load(layout, snap.path, config)
+    assert report.notes == ("the unfinished load used other ingest.sets/categories; started afresh",)
+    assert report.resumed_from_line is None
+    assert set(store(layout)["primary_category"].unique()) == {"hep-th"}
+    assert report.kept + report.filtered == report.records == 285
 
 
 def test_dry_run_writes_nothing_and_reports_what_would_change(tmp_path: Path, snap: Snapshot) -> None:
