@@ -51,7 +51,12 @@ def ingest_snapshot(
     """Bulk-load a Kaggle arXiv metadata snapshot (JSON lines) into the metadata store."""
     from papersys.ingest.snapshot import load_snapshot
 
-    return load_snapshot(config.ingest, layout_of(config), path, dry_run=dry_run, runtime=runtime or Runtime())
+    runtime = runtime or Runtime()
+    if dry_run:  # reads only: no lock, no history entry
+        return load_snapshot(config.ingest, layout_of(config), path, dry_run=True, runtime=runtime)
+    return run_job(config, "ingest-snapshot", [locks.METADATA], runtime,
+                   lambda: load_snapshot(config.ingest, layout_of(config), path, dry_run=False, runtime=runtime),
+                   details={"snapshot": str(path)})
 
 
 def selected_models(config: Config, aliases: Sequence[str] = ()) -> list[ModelConfig]:

@@ -21,6 +21,7 @@ from papersys.errors import HarvestError, UsageError
 from papersys.faults import crash_point
 from papersys.ingest.oai import BadResumptionToken, OAIClient
 from papersys.ingest.parse import PageStats, ParsedPage, parse_page_records
+from papersys.ingest.sets import category_names
 from papersys.ingest.spool import Spool
 from papersys.ingest.windows import plan_windows, resolve_start
 from papersys.runtime import Runtime
@@ -219,6 +220,7 @@ def _harvest_window(
 ) -> None:
     """Spool every page of one window, then merge it; nothing is merged unless every page arrived."""
     label = f"{set_key(spec)} {lo}..{hi}"
+    wanted = category_names(cfg.categories)  # the same category equivalences as the snapshot loader
     restarts = 0
     while True:
         spool = Spool(spool_dir)
@@ -230,7 +232,7 @@ def _harvest_window(
         task = runtime.progress.task(f"harvest {label}", unit="records")
         try:
             for page in client.pages(metadata_prefix=cfg.metadata_prefix, start=lo, until=hi, set_spec=spec):
-                parsed = parse_page_records(page.root, categories=cfg.categories)
+                parsed = parse_page_records(page.root, categories=wanted)
                 pending.append(parsed)
                 if sum(p.records.height + p.deletions.height for p in pending) >= SPOOL_BATCH:
                     _spool(spool, pending)

@@ -124,3 +124,11 @@ class RecordFilter:
         if self.sets and not in_sets(categories, self.sets):
             return False
         return not self.categories or any(canonical_category(c) in self.categories for c in categories)
+
+
+def category_names(categories: Iterable[str]) -> frozenset[str]:
+    """Every spelling a record may list for these categories: themselves, their aliases and the defunct
+    archives they subsumed (``math-ph`` ↔ ``math.MP``, ``nlin.SI`` ← ``solv-int``), for exact-match filters."""
+    wanted = {canonical_category(c) for c in categories}
+    known = [*categories, *SUBSUMED, *ALIASES, *ALIASES.values(), *SUBSUMED.values()]
+    return frozenset(name for name in known if canonical_category(name) in wanted)

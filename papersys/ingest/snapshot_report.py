@@ -48,6 +48,12 @@ class SnapshotReport:
     def total(self, what: str) -> int:
         return sum(change.get(what, 0) for change in self.years.values())
 
+    def counts(self) -> dict[str, int]:
+        """The figures recorded in the job history."""
+        return {"lines": self.lines, "records": self.records, "kept": self.kept, "filtered": self.filtered,
+                "bad": self.bad, "new": self.new, "updated": self.updated, "unchanged": self.unchanged,
+                "superseded": self.superseded}
+
     @property
     def new(self) -> int:
         return self.total("new")

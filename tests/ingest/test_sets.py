@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from papersys.ingest.sets import RecordFilter, canonical_category, category_sets, in_sets
@@ -84,3 +86,34 @@ def test_record_filter_sets_and_categories_both_apply() -> None:
     assert both.keeps(["cs.LG", "stat.ML"])
     assert not both.keeps(["stat.ML"])  # in the categories, not in the set
     assert not both.keeps(["cs.LG"])  # in the set, not in the categories
+
+
+def test_category_names_cover_aliases_and_defunct_archives() -> None:
+    from papersys.ingest.sets import category_names
+
+    assert category_names(["math.MP"]) >= {"math.MP", "math-ph"}
+    assert category_names(["nlin.SI"]) >= {"nlin.SI", "solv-int"}
+    assert "cs.LG" not in category_names(["math.MP"])
+    assert category_names(["cs.LG"]) == {"cs.LG"}
+
+
+def test_harvest_filter_treats_aliases_as_one_category() -> None:
+    from support.oai_records import Paper, render_record
+
+    from papersys.ingest.oai import parse_page
+    from papersys.ingest.parse import parse_page_records
+    from papersys.ingest.sets import category_names
+
+    papers = [
+        Paper("2401.00001", date(2024, 1, 2), categories=("math-ph",)),
+        Paper("2401.00002", date(2024, 1, 2), categories=("cs.LG",)),
+        Paper("solv-int/9901001", date(2024, 1, 2), categories=("solv-int",)),
+    ]
+    page = (
+        '<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><ListRecords>'
+        + "".join(render_record(p, "arXiv") for p in papers)
+        + "</ListRecords></OAI-PMH>"
+    ).encode()
+    parsed = parse_page_records(parse_page(page), categories=category_names(["math.MP", "nlin.SI"]))
+    assert parsed.records["id"].to_list() == ["2401.00001", "solv-int/9901001"]
+    assert parsed.stats.filtered == 1
