@@ -118,10 +118,13 @@ def record_coverage(
     write_json({"version": _CACHE_VERSION, "years": years}, layout.coverage_cache(alias))
 
 
-def coverage_by_year(layout: Layout, model: ModelConfig, manifest: Manifest | None = None) -> dict[int, Coverage]:
+def coverage_by_year(
+    layout: Layout, model: ModelConfig, manifest: Manifest | None = None, *, persist: bool = True
+) -> dict[int, Coverage]:
     """Counts per year (newest first), from the cache where a year's inputs are unchanged.
 
-    Raises ManifestMismatchError when ``model`` no longer matches its stored manifest.
+    Recomputed years are written back to the cache unless ``persist`` is false (``status`` writes
+    nothing). Raises ManifestMismatchError when ``model`` no longer matches its stored manifest.
     """
     manifest = manifest or check_manifest(layout, model)
     cache = _load_cache(layout, model.alias)
@@ -136,7 +139,7 @@ def coverage_by_year(layout: Layout, model: ModelConfig, manifest: Manifest | No
             updates[year] = (signature(layout, model, manifest, year, plan.metadata_stat), cov)
         result[year] = cov
     gone = set(cache) - {str(y) for y in result}  # years whose files were removed
-    if updates or gone:
+    if persist and (updates or gone):
         record_coverage(layout, model.alias, updates, drop=gone)
     return result
 
