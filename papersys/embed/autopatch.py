@@ -2,7 +2,8 @@
 
 Per model: check the manifest → counts per year (cached) → per year with work: plan → chunks sorted by text
 length → engine batches → checked vectors → one part file per chunk → compaction into the year file (which
-also prunes orphans). A kill loses at most the chunk in flight; a cancel (SIGTERM) loses nothing.
+also prunes orphans). A kill loses at most the chunk in flight; a cancel (SIGTERM) or an engine failure
+loses nothing that was embedded.
 """
 
 from __future__ import annotations
@@ -245,8 +246,9 @@ class _Patcher:
                 done += len(batch)
                 runtime.observer.embedded(model.alias, len(batch), runtime.monotonic() - began)
                 self.task.advance(len(batch))
-        except Interrupted:
-            self._write(year, chunk.head(done), vectors[:done])  # a cancel keeps every finished batch
+        except (Interrupted, EngineError):
+            # a cancel or a dead worker keeps every finished batch of the chunk (a kill -9 loses the chunk)
+            self._write(year, chunk.head(done), vectors[:done])
             raise
         return self._write(year, chunk, vectors)
 

@@ -183,8 +183,8 @@ def test_reembed_to_another_dim_cancelled_midway_resumes_without_the_flag(
         np.testing.assert_allclose(rows["vector"].to_numpy(), [hash_vector(TEXTS[i], 8) for i in rows["id"]])
 
 
-def test_an_engine_failure_keeps_the_chunks_already_written(config: Config, tmp_path: Path) -> None:
-    small = make_config(tmp_path, dim=8, batch_size=1, chunk_size=2)
+def test_an_engine_failure_keeps_every_batch_already_embedded(config: Config, tmp_path: Path) -> None:
+    small = make_config(tmp_path, dim=8, batch_size=1, chunk_size=3)  # fails on the 3rd batch of the 1st chunk
     with pytest.raises(EngineError, match="exited with status 7"):
         service.embed_autopatch(small, engine_factory=factory(HashEngine(8, fail_after=2)))
     assert service.embed_backlog(small).models[0].total == Coverage(papers=6, valid=2, missing=4)
@@ -242,9 +242,11 @@ def test_progress_and_metrics_hooks(tmp_path: Path) -> None:
 def test_coverage_cache_recomputes_only_changed_years(config: Config) -> None:
     layout = Layout(config.data_dir)
     model = config.model("minilm")
-    first = coverage_by_year(layout, model)
-    assert first[2023] == Coverage(papers=2, missing=2)
     cache = layout.coverage_cache("minilm")
+    assert coverage_by_year(layout, model, persist=False)[2023] == Coverage(papers=2, missing=2)
+    assert not cache.exists()  # what `status` uses: it writes nothing
+    first = coverage_by_year(layout, model)
+    assert first[2023] == Coverage(papers=2, missing=2) and cache.exists()
     # poison the cached counts of 2023 (signature kept): served from the cache while 2023's files are unchanged
     poisoned = cache.read_text().replace('"missing": 2', '"missing": 99')
     cache.write_text(poisoned)
