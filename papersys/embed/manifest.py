@@ -9,7 +9,7 @@ from typing import Literal
 from papersys import __version__
 from papersys.config import ModelConfig
 from papersys.errors import ManifestMismatchError
-from papersys.store.embeddings import Manifest, read_manifest, write_manifest
+from papersys.store.embeddings import Manifest, read_manifest, stored_years, write_manifest
 from papersys.store.layout import Layout
 
 ManifestAction = Literal["kept", "created", "reembed"]
@@ -30,8 +30,17 @@ def configured_manifest(model: ModelConfig, now: datetime | None = None) -> Mani
     )
 
 
+def _mismatch(layout: Layout, model: ModelConfig, diffs: list[str]) -> ManifestMismatchError:
+    return ManifestMismatchError(
+        layout.manifest_file(model.alias),
+        "; ".join(diffs),
+        f"`papersys embed autopatch --model {model.alias} --reembed` re-embeds every paper with the new settings",
+    )
+
+
 def check_manifest(layout: Layout, model: ModelConfig) -> Manifest:
-    """The stored manifest when it matches ``model`` (the configured one when none is stored yet).
+    """The stored manifest when it matches ``model``; the configured one when none is stored, or when no
+    vector is stored (a manifest with nothing behind it protects nothing).
 
     Raises ManifestMismatchError naming every difference and the flag that accepts a full re-embed.
     """
@@ -40,13 +49,11 @@ def check_manifest(layout: Layout, model: ModelConfig) -> Manifest:
     if stored is None:
         return wanted
     diffs = stored.differences(wanted)
-    if diffs:
-        raise ManifestMismatchError(
-            layout.manifest_file(model.alias),
-            "; ".join(diffs),
-            f"`papersys embed autopatch --model {model.alias} --reembed` re-embeds every paper with the new settings",
-        )
-    return stored
+    if not diffs:
+        return stored
+    if not stored_years(layout, model.alias):
+        return wanted
+    raise _mismatch(layout, model, diffs)
 
 
 def prepare_manifest(
@@ -58,18 +65,16 @@ def prepare_manifest(
     as stale and is replaced, and a run killed mid re-embed resumes without the flag. With ``reembed`` and
     a matching manifest nothing changes, so repeating the same command never throws finished work away.
     """
-    try:
-        stored = check_manifest(layout, model)
-    except ManifestMismatchError:
-        if not reembed:
-            raise
-        manifest = replace(configured_manifest(model, now), valid_since=now)
-        if not dry_run:
-            write_manifest(layout, model.alias, manifest)
-        return manifest, "reembed"
-    if layout.manifest_file(model.alias).exists():
+    stored = read_manifest(layout, model.alias)
+    wanted = configured_manifest(model, now)
+    diffs = stored.differences(wanted) if stored is not None else []
+    if stored is not None and not diffs:
         return stored, "kept"
-    created = configured_manifest(model, now)
+    action: ManifestAction = "created"
+    if stored is not None and stored_years(layout, model.alias):  # a mismatch with vectors behind it
+        if not reembed:
+            raise _mismatch(layout, model, diffs)
+        wanted, action = replace(wanted, valid_since=now), "reembed"
     if not dry_run:
-        write_manifest(layout, model.alias, created)
-    return created, "created"
+        write_manifest(layout, model.alias, wanted)
+    return wanted, action

@@ -151,6 +151,17 @@ def test_a_changed_template_is_refused_until_reembed(config: Config, counting: C
     assert again.embedded == 0 and again.models[0].manifest == "kept"  # the flag never discards finished work
 
 
+def test_a_manifest_with_no_vectors_behind_it_is_simply_replaced(tmp_path: Path) -> None:
+    empty = make_config(tmp_path, dim=8)
+    assert service.embed_autopatch(empty, engine_factory=factory(HashEngine(8))).models[0].manifest == "created"
+    changed = make_config(tmp_path, dim=8, template="{title}")
+    assert service.embed_backlog(changed).models[0].total == Coverage()
+    report = service.embed_autopatch(changed, engine_factory=factory(HashEngine(8)))
+    assert report.models[0].manifest == "created"
+    manifest = store.read_manifest(Layout(changed.data_dir), "minilm")
+    assert manifest is not None and manifest.template == "{title}" and manifest.valid_since is None
+
+
 class CancelAfter(NullObserver):
     """Sets the run's cancel event once ``n`` papers are embedded (what SIGTERM does in the daemon)."""
 

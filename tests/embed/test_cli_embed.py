@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pytest
 from click.testing import CliRunner
 from support.embedding import add_papers
@@ -63,8 +66,10 @@ def test_unknown_alias_and_manifest_mismatch_are_one_line_errors(
 ) -> None:
     code, err = run_main(["--data-dir", str(data_dir), "embed", "backlog", "--model", "nope"], capsys)
     assert code == 2 and err == "error: unknown model alias 'nope' (configured: minilm)\n"
+    vectors = pl.DataFrame({"id": ["2401.00001"], "text_hash": ["h"], "vector": pl.Series(np.ones((1, 768))),
+                            "embedded_at": [datetime(2024, 1, 1, tzinfo=UTC)]})  # fmt: skip
+    store.write_part(Layout(data_dir), "minilm", 2024, vectors, dim=768, dtype="float32")  # vectors behind it
     manifest = data_dir / "embeddings" / "minilm" / "manifest.json"
-    manifest.parent.mkdir(parents=True)
     manifest.write_text(json.dumps({
         "name": "sentence-transformers/all-MiniLM-L6-v2", "backend": "sentence_transformer", "dim": 768,
         "dtype": "float32", "normalize": True, "template": "{title}\n{abstract}", "prefix": "", "max_length": 256,
