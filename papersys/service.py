@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from papersys.embed.coverage import BacklogReport
     from papersys.ingest.harvest import IngestReport
     from papersys.ingest.snapshot import SnapshotReport
+    from papersys.migrate.report import MigrationReport
 
 
 def layout_of(config: Config) -> Layout:
@@ -95,3 +96,24 @@ def embed_backlog(config: Config, *, models: Sequence[str] = ()) -> BacklogRepor
     from papersys.embed.coverage import backlog
 
     return backlog(layout_of(config), selected_models(config, models))
+
+
+def migrate_legacy(
+    config: Config,
+    legacy_dir: Path,
+    *,
+    models: Sequence[str] = (),
+    dry_run: bool = False,
+    runtime: Runtime | None = None,
+) -> MigrationReport:
+    """Migrate legacy yearly datasets (``LEGACY_COL=ALIAS[:HF_NAME]`` specs in ``models``) into the store."""
+    from papersys.migrate.legacy import model_mapping
+    from papersys.migrate.migrate import run_migration
+
+    runtime = runtime or Runtime()
+    if dry_run:  # reads only: no lock, no history entry
+        return run_migration(config, legacy_dir, models, runtime, dry_run=True)
+    names = [locks.METADATA, *(locks.embeddings_lock(m.alias) for m in model_mapping(models))]
+    return run_job(config, "migrate", names, runtime,
+                   lambda: run_migration(config, legacy_dir, models, runtime, dry_run=False),
+                   details={"legacy_dir": str(legacy_dir)})

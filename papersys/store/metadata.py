@@ -50,9 +50,11 @@ def clean_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def clean_text_expr(column: str) -> pl.Expr:
-    """``clean_text`` over a whole string column (identical results, vectorised)."""
-    return pl.col(column).str.replace_all(_WS_RUN, " ").str.strip_chars(WHITESPACE)
+def clean_text_expr(column: str | pl.Expr) -> pl.Expr:
+    """``clean_text`` over a whole string column (identical results, vectorised); an expression such as
+    ``pl.element()`` works too, for the strings inside a list column."""
+    expr = pl.col(column) if isinstance(column, str) else column
+    return expr.str.replace_all(_WS_RUN, " ").str.strip_chars(WHITESPACE)
 
 
 def empty_metadata() -> pl.DataFrame:

@@ -1,0 +1,249 @@
+"""The migration run: inspect and key every input (cheap columns only), pick one row per paper, merge the
+metadata input by input, then per model read each input's vector column once and place it in row batches;
+compact; report. Memory is bounded by one input's metadata or one model column of one input."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from papersys.config import Config
+from papersys.errors import StoreError
+from papersys.migrate.legacy import (
+    GEN1_COLUMNS,
+    GEN2_COLUMNS,
+    GEN2_VECTOR_COLUMNS,
+    Inspection,
+    LegacyInput,
+    LegacyModel,
+    discover,
+    inspect_file,
+    model_mapping,
+)
+from papersys.migrate.merge import MetadataMerge
+from papersys.migrate.read import Keys, read_keys, read_metadata, vector_lengths
+from papersys.migrate.report import InputReport, MigrationReport, ModelReport, VectorCounts
+from papersys.migrate.targets import Target, resolve_targets
+from papersys.migrate.vectors import VALID, class_counts, classify_vectors, is_unit_norm
+from papersys.migrate.winners import Winners, pick_winners, win_column
+from papersys.migrate.writer import ModelWriter
+from papersys.runtime import ProgressTask, Runtime
+from papersys.store import embeddings as store
+from papersys.store.layout import Layout
+from papersys.store.metadata import COLUMNS
+
+BATCH_ROWS = 16_384  # vectors classified and written per part: 117 MB at 1792 dims
+_READ_ERRORS = (pl.exceptions.PolarsError, OSError, ValueError)
+
+
+@dataclass
+class Source:
+    """A usable input and what the run learns about it."""
+
+    index: int
+    inp: LegacyInput
+    meta: Inspection
+    vectors: Inspection | None
+    keys: Keys
+    lengths: dict[str, dict[int, int]]  # alias -> vector length -> rows
+    notes: list[str] = field(default_factory=list)
+    rows_for: dict[str, pl.DataFrame] = field(default_factory=dict)  # alias -> erow, id, year, text_hash
+    counts: dict[str, Counter[str]] = field(default_factory=dict)  # alias -> classes and actions
+    duplicates: int = 0
+    metadata_rows: int = 0
+    moved: int = 0
+    whitespace_only: int = 0
+
+    @property
+    def models(self) -> tuple[LegacyModel, ...]:
+        return self.vectors.models if self.vectors else ()
+
+    def report(self) -> InputReport:
+        vectors = tuple(
+            VectorCounts(m.alias, m.column, str(self.vectors.schema[m.column]) if self.vectors else "",
+                         **dict(self.counts.get(m.alias, Counter())))
+            for m in self.models
+        )  # fmt: skip
+        return InputReport(
+            file=self.inp.label, generation=self.inp.generation, vectors_file=self.inp.vectors_label,
+            missing_columns=self.meta.missing, unexpected_columns=_unexpected(self.meta, self.vectors),
+            notes=tuple(self.notes) + self.keys.notes, rows=self.keys.rows, ids=self.keys.ids,
+            vector_rows=self.keys.vector_rows, vector_ids=self.keys.vector_ids,
+            vectors_without_metadata=self.keys.vectors_without_metadata, no_date=self.keys.no_date,
+            duplicates=self.duplicates, metadata_rows=self.metadata_rows, moved=self.moved,
+            whitespace_only=self.whitespace_only, vectors=vectors,
+        )  # fmt: skip
+
+
+def _unexpected(meta: Inspection, vectors: Inspection | None) -> tuple[str, ...]:
+    extra = vectors.unexpected if vectors is not None and vectors is not meta else ()
+    return meta.unexpected + tuple(f"embedding file: {c}" for c in extra if c != "id")
+
+
+def open_input(index: int, inp: LegacyInput, mapping: Sequence[LegacyModel]) -> Source | InputReport:
+    """Check one input's columns and run its key pass; an unusable input comes back as its report."""
+    if inp.generation == 1:
+        meta = inspect_file(inp.path, GEN1_COLUMNS, mapping)
+        vectors: Inspection | None = meta
+    else:
+        meta = inspect_file(inp.path, GEN2_COLUMNS, mapping, vectors=False)
+        vectors = inspect_file(inp.vectors_path, GEN2_VECTOR_COLUMNS, mapping) if inp.vectors_path else None
+    problems = meta.problems + (vectors.problems if vectors is not None and vectors is not meta else ())
+    if problems:
+        return InputReport(inp.label, inp.generation, inp.vectors_label, problems=problems,
+                           missing_columns=meta.missing, unexpected_columns=meta.unexpected)  # fmt: skip
+    notes = []
+    if inp.generation == 2 and vectors is None:
+        notes.append(f"no embedding_{inp.year}.parquet beside it: metadata only")
+    elif vectors is not None and not vectors.models:
+        notes.append("no mapped vector column: metadata only (see unexpected columns)")
+    try:
+        keys = read_keys(inp, meta, vectors)
+        lengths = {}
+        if vectors is not None and inp.vectors_path is not None:
+            for m in vectors.models:
+                lengths[m.alias] = vector_lengths(inp.vectors_path, m.column, vectors.schema[m.column])
+    except _READ_ERRORS as exc:
+        problem = f"{inp.label}: cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        return InputReport(inp.label, inp.generation, inp.vectors_label, problems=(problem,))
+    return Source(index, inp, meta, vectors, keys, lengths, notes)
+
+
+def run_migration(
+    config: Config, legacy_dir: Path, specs: Sequence[str], runtime: Runtime, *, dry_run: bool = False
+) -> MigrationReport:
+    """Migrate every legacy file under ``legacy_dir`` into the store of ``config`` (see devdoc/migration.md)."""
+    started = runtime.monotonic()
+    now = runtime.clock()
+    layout = Layout(config.data_dir)
+    mapping = model_mapping(specs)
+    found = discover(legacy_dir)
+    reports: dict[str, InputReport] = {
+        label: InputReport(label, 2, label, problems=(f"{label}: no metadata file beside it",))
+        for label in found.orphans
+    }
+    sources: list[Source] = []
+    for inp in found.inputs:
+        runtime.check_cancel()
+        opened = open_input(len(sources), inp, mapping)
+        if isinstance(opened, InputReport):
+            reports[inp.label] = opened
+        else:
+            sources.append(opened)
+    present = [m for m in mapping if any(m in s.models for s in sources)]
+    lengths = {m.alias: Counter[int]() for m in present}
+    for s in sources:
+        for alias, counts in s.lengths.items():
+            lengths[alias].update(counts)
+    targets = resolve_targets(config, layout, [(m, lengths[m.alias]) for m in present])  # raises before writing
+    holders = {m.alias: [s.index for s in sources if m in s.models] for m in present}
+    winners = pick_winners([s.keys.frame for s in sources], holders)
+    merge = MetadataMerge()
+    task = runtime.progress.task("migrate metadata", total=len(sources), unit="files")
+    try:
+        for s in sources:
+            runtime.check_cancel()
+            _merge_source(layout, s, winners, merge, dry_run=dry_run)
+            task.advance()
+    finally:
+        task.close()
+    models = [_migrate_model(layout, t, sources, merge, runtime, dry_run=dry_run, now=now) for t in targets]
+    reports.update({s.inp.label: s.report() for s in sources})
+    return MigrationReport(
+        legacy_dir=str(legacy_dir), data_dir=str(layout.root), dry_run=dry_run,
+        inputs=tuple(reports[label] for label in sorted(reports, key=_order(found.inputs))),
+        ignored=found.ignored, duplicate_ids=winners.duplicate_ids, duplicate_rows=winners.duplicate_rows,
+        metadata=merge.counts(), models=tuple(models), seconds=runtime.monotonic() - started,
+    )  # fmt: skip
+
+
+def _order(inputs: Sequence[LegacyInput]) -> Callable[[str], tuple[int, str]]:
+    rank = {inp.label: i for i, inp in enumerate(inputs)}
+    return lambda label: (rank.get(label, len(rank)), label)
+
+
+def _merge_source(layout: Layout, s: Source, winners: Winners, merge: MetadataMerge, *, dry_run: bool) -> None:
+    """Merge the metadata this input wins; keep (id, year, hash) of the rows whose vectors it gives."""
+    rows = winners.of_input(s.index)
+    wins = [win_column(m.alias) for m in s.models]
+    wanted = rows.filter(pl.any_horizontal(["win_meta", *wins]))
+    s.duplicates = rows.height - wanted.height
+    try:
+        frame = read_metadata(s.inp, s.meta, wanted)
+    except _READ_ERRORS as exc:  # it passed the key pass: the file changed or is damaged past its schema
+        raise StoreError(s.inp.path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+    frame = frame.join(wanted.select("row", "erow", "win_meta", *wins), on="row", how="left", maintain_order="left")
+    won = frame.filter("win_meta")
+    s.metadata_rows = won.height
+    s.moved = int((won["year"] != s.inp.year).sum())
+    s.whitespace_only = int(won["whitespace_only"].sum())
+    merge.add(layout, won.select(*COLUMNS, "text_hash", "year"), dry_run=dry_run)
+    for m in s.models:
+        picked = frame.filter(win_column(m.alias)).select("erow", "id", "year", "text_hash")
+        s.rows_for[m.alias] = picked.sort("erow", nulls_last=True)
+
+
+def _migrate_model(
+    layout: Layout,
+    t: Target,
+    sources: list[Source],
+    merge: MetadataMerge,
+    runtime: Runtime,
+    *,
+    dry_run: bool,
+    now: datetime,
+) -> ModelReport:
+    writer = ModelWriter(layout, t, merge, dry_run=dry_run, now=now)
+    holding = [s for s in sources if t.legacy in s.models]
+    total = sum(s.rows_for[t.alias].height for s in holding)
+    task = runtime.progress.task(f"migrate {t.alias}", total=total, unit="rows")
+    if not dry_run and t.dim is not None:
+        store.sweep(layout, t.alias)
+    try:
+        for s in holding:
+            _migrate_source(s, t, writer, runtime, task)
+    finally:
+        task.close()
+    if t.dim is not None:  # the gaps are reported for every year with metadata, as backlog counts them
+        for year in sorted(set(layout.metadata_years()) | set(merge.years)):
+            runtime.check_cancel()
+            writer.load(year)
+    writer.compact()
+    return ModelReport(
+        alias=t.alias, column=t.legacy.column, name=t.name, dim=t.dim, lengths=t.lengths, dtype=t.dtype,
+        normalize=t.implied_model().normalize if t.dim else False, unit_norm=t.unit_norm,
+        configured=t.model is not None, manifest=t.manifest_action,
+        years=writer.years(), notes=tuple(t.notes), config_block=t.config_block(),
+    )  # fmt: skip
+
+
+def _migrate_source(s: Source, t: Target, writer: ModelWriter, runtime: Runtime, task: ProgressTask) -> None:
+    rows = s.rows_for[t.alias]
+    counts = s.counts.setdefault(t.alias, Counter())
+    counts["rows"] += rows.height
+    absent = rows.filter(pl.col("erow").is_null())  # generation 2: no row in the embedding file
+    counts["null"] += absent.height
+    rows = rows.filter(pl.col("erow").is_not_null())
+    if t.dim is None:  # the column holds no vector at all
+        counts["null"] += rows.height
+        return
+    for year in absent["year"].unique().to_list() + rows["year"].unique().to_list():
+        writer.load(int(year))
+    assert s.inp.vectors_path is not None
+    column = pl.read_parquet(s.inp.vectors_path, columns=[t.legacy.column]).to_series()
+    for start in range(0, rows.height, BATCH_ROWS):
+        runtime.check_cancel()
+        batch = rows.slice(start, BATCH_ROWS)
+        codes, matrix = classify_vectors(column.gather(batch["erow"]), t.dim, t.dtype)
+        counts.update(class_counts(codes))
+        valid = batch.filter(pl.Series(codes == VALID))
+        if valid.height:
+            writer.settle(is_unit_norm(matrix))
+            counts.update(writer.place(valid.select("id", "year", "text_hash"), matrix))
+        task.advance(batch.height)
+    task.advance(absent.height)
