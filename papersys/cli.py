@@ -131,6 +131,24 @@ def ingest(
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (schema: devdoc/status.md).")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show papers per year, embedding coverage, harvest watermark, last runs and the daemon's state."""
+    from papersys import service
+
+    report = service.status(ctx.obj.config())
+    if not as_json and sys.stdout.isatty():
+        from papersys.status_view import render_status
+
+        render_status(report)
+    else:
+        _emit(report, as_json)
+    if report.problems:
+        ctx.exit(1)
+
+
+@cli.command()
 @click.option("--run-now", is_flag=True, help="Run ingest, then embed autopatch, once at start.")
 @click.pass_obj
 def serve(state: _State, run_now: bool) -> None:
@@ -185,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
 def _run(command: Callable[..., Any] | click.Command, argv: list[str] | None) -> None:
     assert isinstance(command, click.Command)
     try:
-        command.main(args=argv, prog_name="papersys", standalone_mode=False)
+        # non-standalone click returns ctx.exit()'s code instead of exiting
+        code = command.main(args=argv, prog_name="papersys", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
@@ -201,4 +220,4 @@ def _run(command: Callable[..., Any] | click.Command, argv: list[str] | None) ->
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from papersys.ingest.harvest import IngestReport
     from papersys.ingest.snapshot import SnapshotReport
     from papersys.migrate.report import MigrationReport
+    from papersys.status import StatusReport
 
 
 def layout_of(config: Config) -> Layout:
@@ -80,15 +81,16 @@ def embed_autopatch(
     """Embed every paper lacking a valid, current vector (newest years first); ``limit`` is per model."""
     from papersys.embed.autopatch import default_engine_factory, run_autopatch
 
-    return run_autopatch(
-        layout_of(config),
-        selected_models(config, models),
-        runtime or Runtime(),
-        limit=limit,
-        dry_run=dry_run,
-        reembed=reembed,
-        engine_factory=engine_factory or default_engine_factory,
-    )
+    runtime = runtime or Runtime()
+    chosen = selected_models(config, models)
+
+    def work() -> AutopatchReport:
+        return run_autopatch(layout_of(config), chosen, runtime, limit=limit, dry_run=dry_run, reembed=reembed,
+                             engine_factory=engine_factory or default_engine_factory)
+
+    if dry_run:  # reads only: no lock, no history entry
+        return work()
+    return run_job(config, "embed-autopatch", [locks.embeddings_lock(m.alias) for m in chosen], runtime, work)
 
 
 def embed_backlog(config: Config, *, models: Sequence[str] = ()) -> BacklogReport:
@@ -96,6 +98,13 @@ def embed_backlog(config: Config, *, models: Sequence[str] = ()) -> BacklogRepor
     from papersys.embed.coverage import backlog
 
     return backlog(layout_of(config), selected_models(config, models))
+
+
+def status(config: Config) -> StatusReport:
+    """What is stored, missing, ran and next; reads files only (no lock, writes nothing)."""
+    from papersys.status import collect_status
+
+    return collect_status(config)
 
 
 def migrate_legacy(

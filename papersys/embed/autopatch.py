@@ -118,6 +118,13 @@ class AutopatchReport:
     def to_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "embedded": self.embedded, "models": [m.to_dict() for m in self.models]}
 
+    def counts(self) -> dict[str, int]:
+        """The figures recorded in the job history: totals, then embedded per model."""
+        counts = {"embedded": self.embedded, "pruned": sum(m.pruned for m in self.models),
+                  "remaining": sum(m.remaining for m in self.models)}
+        counts.update({f"embedded.{m.alias}": m.embedded for m in self.models})
+        return counts
+
     def summary(self) -> list[str]:
         if not self.models:
             return ["no enabled embedding model"]

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+# arXiv's OAI-PMH server answers badArgument for an earlier `from` (earliestDatestamp of its Identify);
+# every record carries a datestamp on or after it, so clamping loses nothing.
+EARLIEST_DATESTAMP = date(2005, 9, 16)
+
 
 @dataclass(frozen=True)
 class StartPoint:
@@ -16,6 +20,9 @@ def resolve_start(
     requested: date | None, watermark: date | None, today: date, *, overlap_days: int, initial_days: int
 ) -> StartPoint:
     if requested is not None:
+        if requested < EARLIEST_DATESTAMP:
+            return StartPoint(EARLIEST_DATESTAMP, f"from {EARLIEST_DATESTAMP} (--from {requested} is before "
+                                                  "arXiv's earliest datestamp)")
         return StartPoint(requested, f"from {requested} (--from)")
     if watermark is not None:
         start = watermark - timedelta(days=overlap_days)

@@ -28,3 +28,9 @@ def test_windows_cover_the_range_exactly_once() -> None:
         assert (lo - hi).days == 1
     assert plan_windows(date(2024, 1, 1), date(2024, 1, 1), 30) == [(date(2024, 1, 1), date(2024, 1, 1))]
     assert plan_windows(date(2024, 1, 2), date(2024, 1, 1), 30) == []
+
+
+def test_start_is_never_before_arxivs_earliest_datestamp() -> None:
+    old = resolve_start(date(1991, 8, 14), None, TODAY, overlap_days=1, initial_days=7)
+    assert old.start == date(2005, 9, 16) and "earliest datestamp" in old.reason
+    assert resolve_start(None, None, TODAY, overlap_days=1, initial_days=100_000).start == date(2005, 9, 16)

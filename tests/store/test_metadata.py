@@ -117,3 +117,16 @@ def test_a_torn_parquet_file_is_a_store_error_with_a_hint(layout: Layout) -> Non
 )
 def test_clean_text(raw: str, clean: str) -> None:
     assert clean_text(raw) == clean
+
+
+def test_whitespace_set_is_pythons_and_the_vectorised_clean_text_agrees() -> None:
+    import random
+
+    from papersys.store.metadata import WHITESPACE, clean_text_expr
+
+    assert WHITESPACE == "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+    rng = random.Random(5)
+    alphabet = [*WHITESPACE, *"ab\u00e9\u4e2d\U0001f600\u200b.", " ", " ", " "]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))) for _ in range(20_000)]
+    got = pl.DataFrame({"t": texts}).select(clean_text_expr("t"))["t"].to_list()
+    assert got == [clean_text(t) for t in texts]

@@ -1,0 +1,199 @@
+"""``papersys serve``: APScheduler 3 BlockingScheduler running the same service calls as the CLI.
+
+Jobs ``ingest`` and ``embed-autopatch`` fire from cron expressions; a failing job is logged with its
+traceback (run_job already recorded and counted it) and the daemon lives on. SIGTERM/SIGINT set the
+shared cancel event, so running jobs stop at their next safe point and the daemon exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from papersys import locks, service
+from papersys.config import Config
+from papersys.cron import check_timezone, cron_trigger
+from papersys.errors import Interrupted, PapersysError
+from papersys.progress import LogProgress
+from papersys.runtime import NullObserver, Observer, Runtime
+from papersys.store.atomic import write_json
+from papersys.store.layout import Layout
+
+log = logging.getLogger(__name__)
+
+INGEST = "ingest"
+EMBED = "embed-autopatch"
+STARTUP = "startup"
+
+
+def _ingest(config: Config, runtime: Runtime) -> None:
+    service.ingest(config, runtime=runtime)
+
+
+def _embed(config: Config, runtime: Runtime) -> None:
+    service.embed_autopatch(config, runtime=runtime)
+
+
+JOBS: dict[str, Callable[[Config, Runtime], None]] = {INGEST: _ingest, EMBED: _embed}
+
+
+@dataclass
+class Daemon:
+    """One ``serve`` process: scheduler, metrics endpoint, daemon.json, signal handling."""
+
+    config: Config
+    observer: Observer = field(default_factory=NullObserver)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    jobs: dict[str, Callable[[Config, Runtime], None]] = field(default_factory=lambda: dict(JOBS))
+    metrics_address: str | None = None
+    outcomes: list[tuple[str, str]] = field(default_factory=list)  # (job, ok|error|interrupted) per run
+    _started: str = ""
+    _job_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _triggers: dict[str, Any] = field(default_factory=dict)
+    _running: set[str] = field(default_factory=set)
+    _scheduler: Any = None
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.config.data_dir)
+
+    def runtime(self) -> Runtime:
+        return Runtime(cancel=self.cancel, observer=self.observer, progress=LogProgress(), trigger="schedule")
+
+    def run_job(self, name: str) -> str:
+        """Run one job to its end; never raises (the daemon must outlive its jobs)."""
+        lock = self._job_locks.setdefault(name, threading.Lock())
+        with lock:  # the same job never runs twice at once in this daemon (run-now vs cron)
+            if self.cancel.is_set():
+                return "interrupted"
+            self._running.add(name)
+            outcome = "ok"
+            try:
+                self.jobs[name](self.config, self.runtime())
+            except Interrupted:
+                outcome = "interrupted"
+                log.info("job %s stopped at a safe point", name)
+            except PapersysError as exc:
+                outcome = "error"
+                log.error("job %s failed: %s", name, exc, exc_info=True)
+            except Exception:
+                outcome = "error"
+                log.exception("job %s crashed", name)
+            finally:
+                self._running.discard(name)
+            self.outcomes.append((name, outcome))
+            self._write_state()
+            return outcome
+
+    def _startup(self) -> None:
+        for name in (INGEST, EMBED):
+            if self.run_job(name) == "interrupted":
+                return
+
+    def build(self, *, run_now: bool = False) -> Any:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        sched = self.config.scheduler
+        scheduler = BlockingScheduler(
+            timezone=check_timezone(sched.timezone), executors={"default": ThreadPoolExecutor(max_workers=2)}
+        )
+        # coalesce: runs missed while the host slept collapse into one; max_instances: never two at once
+        options = {"coalesce": True, "max_instances": 1, "misfire_grace_time": sched.misfire_grace_s}
+        for name, expr in ((INGEST, sched.ingest_cron), (EMBED, sched.embed_cron)):
+            self._triggers[name] = cron_trigger(expr, sched.timezone)
+            scheduler.add_job(self.run_job, self._triggers[name], args=[name], id=name, name=name, **options)
+        if run_now:
+            scheduler.add_job(self._startup, "date", run_date=datetime.now(UTC), id=STARTUP, name=STARTUP)
+        self._scheduler = scheduler
+        return scheduler
+
+    def next_runs(self) -> dict[str, str | None]:
+        """Next fire time per job, computed from the triggers: asking the scheduler (get_jobs) from a job
+        thread would deadlock while APScheduler 3's shutdown holds its job-store lock waiting for that job."""
+        now = datetime.now(UTC)
+        runs: dict[str, str | None] = {}
+        for name, trigger in self._triggers.items():
+            nxt = trigger.get_next_fire_time(None, now)
+            runs[name] = nxt.astimezone(UTC).isoformat(timespec="seconds") if nxt else None
+        return runs
+
+    def _write_state(self) -> None:
+        write_json(
+            {
+                "pid": os.getpid(),
+                "started": self._started,
+                "next_runs": self.next_runs(),
+                "running": sorted(self._running),
+                "metrics": self.metrics_address,
+            },
+            self.layout.daemon_state,
+        )
+
+    def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        """Ask everything to stop at its next safe point (signal-handler safe: sets events only)."""
+        if signum is not None:
+            log.info("received %s: stopping at the next safe point", signal.Signals(signum).name)
+        self.cancel.set()
+        if self._scheduler is not None:
+            self._scheduler.wakeup()
+
+    def serve(self, *, run_now: bool = False, install_signals: bool = True) -> list[tuple[str, str]]:
+        """Block until stopped; returns the (job, outcome) of every run. Exclusive per data dir."""
+        with locks.hold(self.layout, locks.DAEMON, timeout_s=0, command="papersys serve"):
+            scheduler = self.build(run_now=run_now)
+            self._started = datetime.now(UTC).isoformat(timespec="seconds")
+            if install_signals and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, self.stop)
+                signal.signal(signal.SIGINT, self.stop)
+            watcher = threading.Thread(target=self._shutdown_when_cancelled, name="papersys-stop", daemon=True)
+            watcher.start()
+            from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED
+
+            scheduler.add_listener(
+                lambda _e: self._write_state(), EVENT_SCHEDULER_STARTED | EVENT_JOB_EXECUTED | EVENT_JOB_MISSED
+            )
+            try:
+                log.info("papersys daemon started (pid %d); metrics at %s", os.getpid(), self.metrics_address)
+                scheduler.start()
+            finally:
+                self.layout.daemon_state.unlink(missing_ok=True)
+        return self.outcomes
+
+    def _shutdown_when_cancelled(self) -> None:
+        self.cancel.wait()
+        # wait=True: running jobs see the cancel event and stop at their next safe point
+        while not self._scheduler.running:  # a signal may arrive before start() got going
+            time.sleep(0.05)
+        self._scheduler.shutdown(wait=True)
+
+
+def run_daemon(config: Config, *, run_now: bool = False) -> list[tuple[str, str]]:
+    """Entry point of ``papersys serve``: metrics endpoint (if enabled) + scheduler until SIGTERM."""
+    observer: Observer = NullObserver()
+    address = None
+    if config.metrics.enabled:
+        from papersys.metrics import Metrics
+
+        metrics = Metrics()
+        try:
+            host, port = metrics.serve(config.metrics.host, config.metrics.port)
+        except OSError as exc:
+            raise PapersysError(
+                f"cannot serve metrics on {config.metrics.host}:{config.metrics.port}: {exc.strerror or exc}"
+            ) from exc
+        address = f"http://{host}:{port}/metrics"
+        observer = metrics
+    daemon = Daemon(config, observer=observer, metrics_address=address)
+    started = time.monotonic()
+    outcomes = daemon.serve(run_now=run_now)
+    log.info("papersys daemon stopped after %.0fs (%d job runs)", time.monotonic() - started, len(outcomes))
+    return outcomes

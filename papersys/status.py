@@ -1,0 +1,278 @@
+"""``papersys status``: what is stored, what is missing, what ran, what is next — from files alone.
+
+Takes no lock and writes nothing. Paper counts come from Parquet footers; coverage per model from the
+coverage cache that autopatch/backlog keep (years whose inputs changed since are recomputed in memory).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from papersys.config import Config
+from papersys.errors import PapersysError
+from papersys.store.atomic import read_json
+from papersys.store.jobs import read_jobs
+from papersys.store.layout import Layout
+from papersys.store.state import load_state
+
+_JOBS_TAIL = 1 << 20  # the last MiB of jobs.jsonl holds thousands of runs
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    alias: str
+    name: str
+    enabled: bool
+    papers: int = 0
+    valid: int = 0
+    missing: int = 0
+    stale: int = 0
+    invalid: int = 0
+    orphans: int = 0
+    years: dict[int, dict[str, int]] = field(default_factory=dict)
+    problem: str | None = None
+
+    @property
+    def coverage(self) -> float:
+        return self.valid / self.papers if self.papers else 1.0
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    state: str  # running | stopped | stale
+    pid: int | None = None
+    started: str | None = None
+    next_runs: dict[str, str | None] = field(default_factory=dict)
+    running: list[str] = field(default_factory=list)
+    metrics: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    data_dir: str
+    generated_at: str
+    papers: dict[int, int]
+    total_papers: int
+    deleted: int
+    models: tuple[ModelStatus, ...]
+    watermarks: dict[str, dict[str, str]]
+    window_in_progress: dict[str, Any] | None
+    last_runs: dict[str, dict[str, Any]]
+    daemon: DaemonStatus
+    disk_bytes: dict[str, int]
+    problems: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["papers"] = {str(y): n for y, n in sorted(self.papers.items())}
+        for model, raw in zip(self.models, data["models"], strict=True):
+            raw["years"] = {str(y): c for y, c in sorted(model.years.items())}
+            raw["coverage"] = round(model.coverage, 6)
+        data["problems"] = list(self.problems)
+        return data
+
+    def summary(self) -> list[str]:
+        lines = [f"data: {self.data_dir} ({_size(self.disk_bytes.get('total', 0))})"]
+        years = ", ".join(f"{y}: {n:,}" for y, n in sorted(self.papers.items()))
+        lines.append(f"papers: {self.total_papers:,}" + (f" ({years})" if years else ""))
+        for m in self.models:
+            if m.problem:
+                lines.append(f"model {m.alias}: {m.problem}")
+                continue
+            flag = "" if m.enabled else " [disabled]"
+            lines.append(
+                f"model {m.alias}{flag}: {m.valid:,}/{m.papers:,} valid ({m.coverage:.1%}); missing "
+                f"{m.missing:,}, stale {m.stale:,}, invalid {m.invalid:,}, orphans {m.orphans:,}"
+            )
+        for key, mark in sorted(self.watermarks.items()):
+            lines.append(
+                f"harvest {key}: watermark {mark['watermark']} (updated {mark['updated_at']}, {mark['source']})"
+            )
+        if not self.watermarks:
+            lines.append("harvest: never ran")
+        if self.window_in_progress:
+            w = self.window_in_progress
+            lines.append(
+                f"harvest window {w['start']}..{w['until']} ({w['set']}) did not finish; the next run redoes it"
+            )
+        for job, run in sorted(self.last_runs.items()):
+            error = f": {run['error']}" if run.get("error") else ""
+            lines.append(f"last {job}: {run.get('outcome')} at {run.get('end')} ({run.get('trigger')}){error}")
+        d = self.daemon
+        if d.state == "running":
+            nxt = ", ".join(f"{k} {v}" for k, v in sorted(d.next_runs.items()) if v) or "none"
+            lines.append(f"daemon: running (pid {d.pid}, since {d.started}); next: {nxt}; metrics {d.metrics}")
+        elif d.state == "stale":
+            lines.append(f"daemon: not running (stale daemon.json of pid {d.pid}; it did not exit cleanly)")
+        else:
+            lines.append("daemon: not running")
+        lines += [f"problem: {p}" for p in self.problems]
+        return lines
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _disk(layout: Layout) -> dict[str, int]:
+    """Bytes under metadata/, state/, each embeddings/<alias>/, and in total (one walk of the tree)."""
+    sizes = {"metadata": _tree_size(layout.metadata_dir), "state": _tree_size(layout.state_dir)}
+    if layout.embeddings_root.is_dir():
+        for entry in sorted(layout.embeddings_root.iterdir()):
+            if entry.is_dir():
+                sizes[f"embeddings/{entry.name}"] = _tree_size(entry)
+    rest = 0
+    if layout.root.is_dir():
+        for entry in layout.root.iterdir():
+            if entry.name not in ("metadata", "state", "embeddings"):
+                rest += _tree_size(entry) if entry.is_dir() else entry.stat().st_size
+    sizes["total"] = sum(sizes.values()) + rest
+    return sizes
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    total += _tree_size(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return total
+    return total
+
+
+def _papers(layout: Layout, problems: list[str]) -> dict[int, int]:
+    counts = {}
+    for year in layout.metadata_years():
+        path = layout.metadata_file(year)
+        try:
+            counts[year] = int(pl.scan_parquet(path).select(pl.len()).collect().item())
+        except Exception as exc:  # a torn file: report it, keep going
+            problems.append(f"{path}: not a readable Parquet file ({type(exc).__name__})")
+    return counts
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():  # a reused pid is not our daemon
+        try:
+            return b"papersys" in cmdline.read_bytes()
+        except OSError:
+            return True
+    return True
+
+
+def _daemon(layout: Layout) -> DaemonStatus:
+    try:
+        info = read_json(layout.daemon_state)
+    except PapersysError:
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
+        return DaemonStatus("stopped")
+    state = "running" if _pid_alive(info["pid"]) else "stale"
+    return DaemonStatus(
+        state,
+        info["pid"],
+        info.get("started"),
+        dict(info.get("next_runs") or {}),
+        list(info.get("running") or []),
+        info.get("metrics"),
+    )
+
+
+def _model_status(layout: Layout, model: Any) -> ModelStatus:
+    from papersys.embed.coverage import coverage_by_year
+    from papersys.embed.gaps import Coverage
+
+    try:
+        by_year = coverage_by_year(layout, model, persist=False)
+    except PapersysError as exc:
+        return ModelStatus(model.alias, model.name, model.enabled, problem=str(exc))
+    total = sum(by_year.values(), Coverage())
+    return ModelStatus(
+        model.alias,
+        model.name,
+        model.enabled,
+        papers=total.papers,
+        valid=total.valid,
+        missing=total.missing,
+        stale=total.stale,
+        invalid=total.invalid,
+        orphans=total.orphans,
+        years={year: cov.to_dict() for year, cov in by_year.items()},
+    )
+
+
+def collect_status(config: Config) -> StatusReport:
+    started = time.monotonic()
+    layout = Layout(config.data_dir)
+    problems: list[str] = []
+    papers = _papers(layout, problems)
+    try:
+        state = load_state(layout)
+        watermarks = {
+            k: {"watermark": cp.watermark.isoformat(), "updated_at": cp.updated_at.isoformat(), "source": cp.source}
+            for k, cp in state.checkpoints.items()
+        }
+        window = state.in_progress
+        in_progress = (
+            None
+            if window is None
+            else {
+                "set": window.set_key,
+                "start": window.start.isoformat(),
+                "until": window.until.isoformat(),
+                "started_at": window.started_at.isoformat(),
+            }
+        )
+    except PapersysError as exc:
+        problems.append(str(exc))
+        watermarks, in_progress = {}, None
+    last_runs: dict[str, dict[str, Any]] = {}
+    for record in read_jobs(layout.jobs_log, tail_bytes=_JOBS_TAIL):
+        if isinstance(record.get("job"), str):
+            last_runs[record["job"]] = record
+    deleted = 0
+    if layout.deletions_file.exists():
+        try:
+            deleted = int(pl.scan_parquet(layout.deletions_file).select(pl.len()).collect().item())
+        except Exception as exc:
+            problems.append(f"{layout.deletions_file}: not a readable Parquet file ({type(exc).__name__})")
+    models = tuple(_model_status(layout, m) for m in config.embedding.models)
+    problems += [f"model {m.alias}: {m.problem}" for m in models if m.problem]
+    return StatusReport(
+        data_dir=str(layout.root),
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        papers=papers,
+        total_papers=sum(papers.values()),
+        deleted=deleted,
+        models=models,
+        watermarks=watermarks,
+        window_in_progress=in_progress,
+        last_runs=last_runs,
+        daemon=_daemon(layout),
+        disk_bytes=_disk(layout),
+        problems=tuple(problems),
+        seconds=round(time.monotonic() - started, 3),
+    )
