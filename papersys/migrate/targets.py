@@ -12,7 +12,7 @@ from papersys.config import Config, ModelConfig
 from papersys.embed.manifest import check_manifest, configured_manifest
 from papersys.errors import ManifestMismatchError, UsageError
 from papersys.migrate.legacy import LEGACY_TEMPLATE, LegacyModel
-from papersys.store.embeddings import Manifest, read_manifest
+from papersys.store.embeddings import Manifest, read_manifest, stored_years
 from papersys.store.layout import Layout
 
 IDENTITY_FROM_DATA = ("name", "dim", "template", "prefix")  # what an unconfigured alias's manifest must keep
@@ -120,8 +120,9 @@ def _resolve(
                 f"model {legacy.alias!r} is configured with dim {model.dim} but the legacy {legacy.column!r} "
                 f"vectors have {dim} dimensions: map the column to another alias with --model"
             )
-        check_manifest(layout, model)  # a stored manifest that contradicts the config is refused
-        target = Target(legacy, model.name, dim, lengths, model, stored, "kept" if stored else "none")
+        check_manifest(layout, model)  # refuses a stored manifest that contradicts the config over vectors
+        kept = stored if stored is not None and not stored.differences(configured_manifest(model)) else None
+        target = Target(legacy, model.name, dim, lengths, model, kept, "kept" if kept else "none")
         if legacy.name and legacy.name != model.name:
             target.notes.append(f"configured name {model.name!r} used (the mapping says {legacy.name!r})")
         return target
@@ -135,6 +136,8 @@ def _resolve(
         return Target(legacy, name, dim, lengths, None, None, "none")
     wanted = replace(stored, name=name, dim=dim or stored.dim, template=LEGACY_TEMPLATE, prefix="")
     diffs = [d for d in stored.differences(wanted) if d.split(":")[0] in IDENTITY_FROM_DATA]
+    if diffs and not stored_years(layout, legacy.alias):  # nothing stored behind it: replaced, as autopatch does
+        return Target(legacy, name, dim, lengths, None, None, "none")
     if diffs:
         raise ManifestMismatchError(
             layout.manifest_file(legacy.alias),

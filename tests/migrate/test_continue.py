@@ -15,7 +15,7 @@ from support.legacy import DIMS, GAPS, NOW, build_fixture, migrate
 from papersys import service
 from papersys.config import Config, ModelConfig
 from papersys.embed.coverage import plan_year
-from papersys.embed.manifest import check_manifest
+from papersys.embed.manifest import check_manifest, configured_manifest
 from papersys.errors import Interrupted, ManifestMismatchError, UsageError
 from papersys.runtime import ProgressTask, Runtime
 from papersys.store import embeddings as store
@@ -183,3 +183,15 @@ def test_a_cancelled_migration_converges_when_run_again(tmp_path: Path, legacy_d
     assert next(m for m in again.models if m.alias == "conan_v1").total("unchanged") == 4
     assert store.pending_parts(layout, "conan_v1") == []
     assert list(_store_content(config)) == list(_store_content(clean))
+
+
+def test_a_manifest_with_nothing_behind_it_is_replaced(tmp_path: Path, legacy_dir: Path) -> None:
+    layout = Layout(tmp_path / "data")
+    stale = configured_manifest(ModelConfig(alias="jasper_v1", name="old/model", dim=3, template="{title}"))
+    store.write_manifest(layout, "jasper_v1", stale)
+    store.write_manifest(layout, "conan_v1", configured_manifest(ModelConfig(alias="conan_v1", dim=5)))
+    conan = ModelConfig(alias="conan_v1", name="TencentBAC/Conan-embedding-v1", dim=12, normalize=False)
+    report = migrate(configured(tmp_path, conan), legacy_dir)
+    assert {m.alias: m.manifest for m in report.models}["jasper_v1"] == "created"
+    assert store.read_manifest(layout, "jasper_v1").dim == 8  # type: ignore[union-attr]
+    assert store.read_manifest(layout, "conan_v1") == configured_manifest(conan, NOW)
