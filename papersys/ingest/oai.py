@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 from lxml import etree
@@ -98,28 +97,6 @@ class _Response:
     def __init__(self, root: etree._Element, params: dict[str, Any]) -> None:
         self.xml = root
         self.params = params
-
-
-T = TypeVar("T")
-
-
-def _prefetched(pages: Iterator[T]) -> Iterator[T]:
-    """Fetch (and parse) page n+1 in a worker thread while the caller processes page n.
-
-    The network wait and libxml2's parsing overlap the caller's work; pages are still fetched strictly
-    one after another, so spacing and retries are unchanged.
-    """
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="papersys-fetch")
-    try:
-        future = pool.submit(next, pages, None)
-        while True:
-            item = future.result()
-            if item is None:
-                return
-            future = pool.submit(next, pages, None)
-            yield item
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _ArxivSickle(Sickle):  # type: ignore[misc]  # sickle ships no type hints
@@ -221,9 +198,6 @@ class OAIClient:
         }
         if set_spec:
             params["set"] = set_spec
-        yield from _prefetched(self._pages(params))
-
-    def _pages(self, params: dict[str, Any]) -> Iterator[Page]:
         sickle = _ArxivSickle(self)
         number = 0
         try:
