@@ -17,7 +17,7 @@ import polars as pl
 
 from papersys.config import Config
 from papersys.errors import PapersysError
-from papersys.store.atomic import read_json
+from papersys.store.atomic import pid_alive, read_json
 from papersys.store.jobs import read_jobs
 from papersys.store.layout import Layout
 from papersys.store.state import load_state
@@ -167,13 +167,9 @@ def _papers(layout: Layout, problems: list[str]) -> dict[int, int]:
     return counts
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def _daemon_alive(pid: int) -> bool:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():  # a reused pid is not our daemon
         try:
@@ -190,7 +186,7 @@ def _daemon(layout: Layout) -> DaemonStatus:
         info = None
     if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
         return DaemonStatus("stopped")
-    state = "running" if _pid_alive(info["pid"]) else "stale"
+    state = "running" if _daemon_alive(info["pid"]) else "stale"
     return DaemonStatus(
         state,
         info["pid"],

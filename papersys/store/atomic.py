@@ -88,7 +88,8 @@ def read_json(path: Path) -> Any | None:
         ) from exc
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (ours or another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -105,7 +106,7 @@ def sweep_temp_files(directory: Path) -> int:
     removed = 0
     for entry in directory.iterdir():
         match = _TEMP.match(entry.name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             entry.unlink(missing_ok=True)
             removed += 1
     return removed
