@@ -27,7 +27,7 @@ def resolve_start(
     if watermark is not None:
         start = watermark - timedelta(days=overlap_days)
         return StartPoint(start, f"from watermark {watermark} minus {overlap_days} day(s) of overlap")
-    start = today - timedelta(days=initial_days)
+    start = max(today - timedelta(days=initial_days), EARLIEST_DATESTAMP)
     return StartPoint(
         start,
         f"no watermark yet: starting {initial_days} days back (ingest.initial_days); "
