@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -12,6 +13,8 @@ from papersys.config import Config
 from papersys.jobrun import run_job
 from papersys.runtime import Runtime
 from papersys.store.layout import Layout
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from papersys.config import ModelConfig
@@ -43,8 +46,10 @@ def ingest(
     request = HarvestRequest.build(config.ingest, start=start, until=until, sets=sets, dry_run=dry_run)
     if dry_run:  # reads only: no lock, no history entry
         return run_harvest(config.ingest, layout_of(config), request, runtime)
-    return run_job(config, "ingest", [locks.METADATA], runtime,
-                   lambda: run_harvest(config.ingest, layout_of(config), request, runtime))
+    report = run_job(config, "ingest", [locks.METADATA], runtime,
+                     lambda: run_harvest(config.ingest, layout_of(config), request, runtime))
+    refresh_coverage(config, runtime)
+    return report
 
 
 def ingest_snapshot(
@@ -56,9 +61,30 @@ def ingest_snapshot(
     runtime = runtime or Runtime()
     if dry_run:  # reads only: no lock, no history entry
         return load_snapshot(config.ingest, layout_of(config), path, dry_run=True, runtime=runtime)
-    return run_job(config, "ingest-snapshot", [locks.METADATA], runtime,
-                   lambda: load_snapshot(config.ingest, layout_of(config), path, dry_run=False, runtime=runtime),
-                   details={"snapshot": str(path)})
+    report = run_job(config, "ingest-snapshot", [locks.METADATA], runtime,
+                     lambda: load_snapshot(config.ingest, layout_of(config), path, dry_run=False, runtime=runtime),
+                     details={"snapshot": str(path)})
+    refresh_coverage(config, runtime)
+    return report
+
+
+def refresh_coverage(config: Config, runtime: Runtime) -> None:
+    """Recount the coverage of the years a write changed, for every enabled model, so that ``status``
+    (which writes nothing) stays fast. Best effort: a model that cannot be counted is logged, not fatal."""
+    from papersys.embed.coverage import coverage_by_year
+    from papersys.errors import PapersysError
+
+    layout = layout_of(config)
+    for model in config.embedding.models:
+        if not model.enabled:
+            continue
+        try:
+            runtime.check_cancel()
+            coverage = coverage_by_year(layout, model)
+        except PapersysError as exc:
+            log.warning("coverage of model %s not refreshed: %s", model.alias, exc)
+            continue
+        runtime.observer.backlog(model.alias, sum(c.gaps for c in coverage.values()))
 
 
 def selected_models(config: Config, aliases: Sequence[str] = ()) -> list[ModelConfig]:
@@ -123,6 +149,8 @@ def migrate_legacy(
     if dry_run:  # reads only: no lock, no history entry
         return run_migration(config, legacy_dir, models, runtime, dry_run=True)
     names = [locks.METADATA, *(locks.embeddings_lock(m.alias) for m in model_mapping(models))]
-    return run_job(config, "migrate", names, runtime,
-                   lambda: run_migration(config, legacy_dir, models, runtime, dry_run=False),
-                   details={"legacy_dir": str(legacy_dir)})
+    report = run_job(config, "migrate", names, runtime,
+                     lambda: run_migration(config, legacy_dir, models, runtime, dry_run=False),
+                     details={"legacy_dir": str(legacy_dir)})
+    refresh_coverage(config, runtime)
+    return report

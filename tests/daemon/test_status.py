@@ -153,3 +153,30 @@ def test_status_json_lists_every_documented_key(tmp_path: Path) -> None:
         "seconds",
     }
     assert pl.DataFrame([data["models"][0]]).columns[:3] == ["alias", "name", "enabled"]
+
+
+def test_write_jobs_refresh_the_coverage_cache_so_status_recounts_nothing(tmp_path: Path,
+                                                                          engine_factory: object) -> None:
+    from support.oai_server import OAIServer
+    from support.papers import synthetic_papers
+
+    from papersys.embed.coverage import file_stat, signature
+    from papersys.embed.manifest import check_manifest
+    from papersys.store.atomic import read_json
+
+    papers = synthetic_papers(30, seed=4, start=date(2024, 3, 1), days=5)
+    with OAIServer(papers, page_size=10) as server:
+        config = config_from_mapping({"data_dir": "data", "ingest": {"base_url": server.url,
+                                                                     "request_interval_s": 0.0}}, base_dir=tmp_path)
+        layout = Layout(config.data_dir)
+        add_papers(layout)
+        service.embed_autopatch(config, engine_factory=engine_factory)  # type: ignore[arg-type]
+        service.ingest(config, start=date(2024, 3, 1), until=date(2024, 3, 10))
+    model = config.embedding.models[0]
+    manifest = check_manifest(layout, model)
+    cache = read_json(layout.coverage_cache(model.alias))["years"]
+    for year in layout.metadata_years():  # every year's cached signature is the current one
+        current = signature(layout, model, manifest, year, file_stat(layout.metadata_file(year)))
+        assert cache[str(year)]["signature"] == current, year
+    report = service.status(config)
+    assert report.models[0].missing == report.total_papers - len(PAPERS) > 0
