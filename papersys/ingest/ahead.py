@@ -1,34 +1,95 @@
-"""Work one item ahead in a worker thread: while the caller handles item n, item n+1 is fetched and
-transformed (network waits, libxml2 parsing, libxslt and polars release the GIL, so this uses the 2nd core)."""
+"""A two-stage pipeline in worker threads: one thread produces items (fetch + parse a page), another
+transforms them (flatten + build frames) while the caller consumes earlier results (spool, merge).
+
+Network waits, libxml2 parsing, libxslt and polars release the GIL, so the stages use both cores. Items
+are still produced strictly one after another (the OAI client's spacing and retries are unchanged), and
+each queue holds at most ``depth`` items, which bounds memory.
+"""
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 U = TypeVar("U")
-_END = object()
 
 
-def map_ahead(items: Iterator[T], transform: Callable[[T], U]) -> Iterator[U]:
-    """``transform(item)`` for each item, in order, computed one item ahead. Items are still produced
-    strictly one after another (the OAI client's spacing and retries are unchanged); an exception in the
-    worker surfaces at the item where it happened."""
+class _End:
+    pass
 
-    def step() -> U | object:
-        item = next(items, _END)
-        return _END if item is _END else transform(item)  # type: ignore[arg-type]
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="papersys-ahead")
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+@dataclass
+class _Stage(Generic[T]):
+    out: queue.Queue[T | _End | _Failed]
+    stop: threading.Event
+
+    def put(self, item: T | _End | _Failed) -> bool:
+        """Hand ``item`` on, waiting while the queue is full; False once the consumer has gone."""
+        while not self.stop.is_set():
+            try:
+                self.out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+def _produce(items: Iterator[T], stage: _Stage[T]) -> None:
     try:
-        future = pool.submit(step)
-        while True:
-            result = future.result()
-            if result is _END:
+        for item in items:
+            if not stage.put(item):
                 return
-            future = pool.submit(step)
-            yield result  # type: ignore[misc]
+        stage.put(_End())
+    except BaseException as exc:  # handed to the consumer, raised there
+        stage.put(_Failed(exc))
+
+
+def _transform(source: queue.Queue[T | _End | _Failed], fn: Callable[[T], U], stage: _Stage[U]) -> None:
+    while not stage.stop.is_set():
+        try:
+            item = source.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if isinstance(item, _End | _Failed):
+            stage.put(item)
+            return
+        try:
+            result = fn(item)
+        except BaseException as exc:
+            stage.put(_Failed(exc))
+            return
+        if not stage.put(result):
+            return
+
+
+def pipeline(items: Iterator[T], transform: Callable[[T], U], *, depth: int = 3) -> Iterator[U]:
+    """``transform(item)`` for each item, in order, computed ahead in two worker threads. An exception in
+    either stage surfaces at the item where it happened; closing the iterator stops both threads."""
+    stop = threading.Event()
+    raw: _Stage[T] = _Stage(queue.Queue(maxsize=depth), stop)
+    done: _Stage[U] = _Stage(queue.Queue(maxsize=depth), stop)
+    threads = [
+        threading.Thread(target=_produce, args=(items, raw), name="papersys-fetch", daemon=True),
+        threading.Thread(target=_transform, args=(raw.out, transform, done), name="papersys-parse", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while True:
+            result = done.out.get()
+            if isinstance(result, _End):
+                return
+            if isinstance(result, _Failed):
+                raise result.error
+            yield result
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        stop.set()

@@ -19,7 +19,7 @@ import polars as pl
 from papersys.config import IngestConfig
 from papersys.errors import HarvestError, UsageError
 from papersys.faults import crash_point
-from papersys.ingest.ahead import map_ahead
+from papersys.ingest.ahead import pipeline
 from papersys.ingest.oai import BadResumptionToken, OAIClient
 from papersys.ingest.parse import PageStats, ParsedPage, parse_page_records
 from papersys.ingest.sets import category_names
@@ -233,7 +233,7 @@ def _harvest_window(
         task = runtime.progress.task(f"harvest {label}", unit="records")
         try:
             pages_in = client.pages(metadata_prefix=cfg.metadata_prefix, start=lo, until=hi, set_spec=spec)
-            for page, parsed in map_ahead(pages_in, lambda p: (p, parse_page_records(p.root, categories=wanted))):
+            for page, parsed in pipeline(pages_in, lambda p: (p, parse_page_records(p.root, categories=wanted))):
                 pending.append(parsed)
                 if sum(p.records.height + p.deletions.height for p in pending) >= SPOOL_BATCH:
                     _spool(spool, pending)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import polars as pl
 from lxml import etree
 
 FIELD, RECORD, PART, AUTHOR = "\ue000", "\ue001", "\ue002", "\ue003"
@@ -87,14 +88,14 @@ _STYLESHEET = f"""<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/199
 _TRANSFORM = etree.XSLT(etree.fromstring(re.sub(r"\s*\n\s*(?=<)", "", _STYLESHEET).replace("\n", " ").encode()))
 
 
-def flatten(root: etree._Element) -> list[list[str]] | None:
-    """Rows of ``COLUMNS`` strings, one per record; None when a record did not split cleanly."""
+def flatten(root: etree._Element) -> pl.DataFrame | None:
+    """One string column per name in ``COLUMNS``, one row per record; None when a record did not split
+    cleanly. The splitting runs in polars (no per-record Python objects, and without the GIL)."""
     text = str(_TRANSFORM(root))
-    chunks = text.split(RECORD)
-    if chunks[-1].strip():
+    if not text.endswith(RECORD) and text.strip():
         return None
-    rows = [chunk.split(FIELD) for chunk in chunks[:-1]]
-    width = len(COLUMNS)
-    if any(len(row) != width for row in rows):
+    records = pl.Series("record", [text]).str.split(RECORD).explode().to_frame().filter(pl.col("record") != "")
+    parts = records.select(pl.col("record").str.split(FIELD).alias("parts"))
+    if parts.height and not (parts["parts"].list.len() == len(COLUMNS)).all():
         return None
-    return rows
+    return parts.select([pl.col("parts").list.get(i).alias(name) for i, name in enumerate(COLUMNS)])

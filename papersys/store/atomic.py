@@ -9,12 +9,13 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
 from papersys.errors import StoreError
 
+Compression = Literal["zstd", "lz4", "snappy", "uncompressed"]
 _TEMP = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
 
 
@@ -49,11 +50,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
-def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    """Write ``frame`` to ``path`` atomically (zstd, with statistics)."""
+def write_parquet(frame: pl.DataFrame, path: Path, *, compression: Compression = "zstd") -> None:
+    """Write ``frame`` to ``path`` atomically (zstd by default, with statistics)."""
     try:
         with atomic_path(path) as tmp:
-            frame.write_parquet(tmp, compression="zstd", statistics=True)
+            frame.write_parquet(tmp, compression=compression, statistics=True)
     except OSError as exc:
         raise StoreError(path, f"cannot write: {exc.strerror or exc}") from exc
 
