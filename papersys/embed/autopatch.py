@@ -22,6 +22,7 @@ from papersys.embed.engine import Engine, Vectors, check_vectors, open_engine
 from papersys.embed.gaps import Coverage
 from papersys.embed.manifest import ManifestAction, prepare_manifest
 from papersys.errors import EngineError, Interrupted
+from papersys.faults import crash_point
 from papersys.runtime import NullProgress, ProgressTask, Runtime
 from papersys.store import embeddings as store
 from papersys.store.embeddings import Manifest
@@ -163,8 +164,11 @@ class _Patcher:
         start = runtime.monotonic()
         manifest, action = prepare_manifest(layout, model, reembed=reembed, dry_run=dry_run, now=runtime.clock())
         if not dry_run:
+            crash_point("embed.manifest_ready")  # the manifest is written, nothing else yet
             store.sweep(layout, model.alias)
         counts = coverage_by_year(layout, model, manifest)
+        if not dry_run:
+            crash_point("embed.coverage_cached")
         backlog = sum(counts.values(), Coverage())
         budget = backlog.gaps if limit is None else min(limit, backlog.gaps)
         runtime.observer.backlog(model.alias, backlog.gaps)
@@ -225,6 +229,7 @@ class _Patcher:
         )
         sig = signature(layout, model, manifest, plan.year, plan.metadata_stat)
         record_coverage(layout, model.alias, {plan.year: (sig, after)})
+        crash_point("embed.year_recorded")
         return YearPatch(plan.year, cov, embedded=sum(embedded.values()), pruned=pruned)
 
     def _compact(self, year: int, keep: pl.Series | None, manifest: Manifest) -> store.Compaction:
@@ -272,4 +277,5 @@ class _Patcher:
             pl.Series("vector", vectors), pl.lit(self.runtime.clock()).alias("embedded_at")
         )
         store.write_part(self.layout, self.model.alias, year, frame, dim=self.model.dim, dtype=self.model.dtype)
+        crash_point("embed.part_written")  # a durable chunk, not yet compacted into the year file
         return rows

@@ -258,6 +258,8 @@ def _harvest_window(
         finally:
             task.close()
     result = spool.merge(layout, dry_run=dry_run, on_year=tally.add_change)
+    if not dry_run:
+        crash_point("harvest.merged")  # every year merged, spool and checkpoint not yet cleared/advanced
     log.info(
         "%s: %d pages, %d records, %d deletions merged (%d new, %d updated)",
         label,

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import polars as pl
 
 from papersys.errors import StoreError
+from papersys.faults import crash_point
 
 Compression = Literal["zstd", "lz4", "snappy", "uncompressed"]
 _TEMP = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
@@ -43,6 +44,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.fsync(fd)
         finally:
             os.close(fd)
+        crash_point("atomic.before_replace")  # the temp file is complete, the target still old
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from papersys.errors import StoreError
+from papersys.faults import crash_point
 from papersys.store.atomic import read_json, sweep_temp_files, write_json, write_parquet
 from papersys.store.layout import Layout
 
@@ -269,6 +270,7 @@ def compact_year(
     path = layout.embedding_file(alias, year)
     if frame.height or path.exists():
         write_parquet(canonical(frame.sort("id"), dim, dtype), path)
+    crash_point("embed.compacted")  # the year file holds every row, its parts are not deleted yet
     for part in parts:
         part.unlink(missing_ok=True)
     return Compaction(rows=frame.height, pruned=pruned, parts=len(parts))

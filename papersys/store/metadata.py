@@ -178,6 +178,7 @@ def upsert(
     tombstones = _newest_per_id(pl.concat([read_deletions(layout), deletions]))
     if not dry_run and deletions.height:
         write_parquet(tombstones.sort("id"), layout.deletions_file)
+        crash_point("metadata.tombstones_written")  # tombstones saved, year files not yet merged
     if not dry_run:
         sweep_temp_files(layout.metadata_dir)
 
