@@ -152,6 +152,7 @@ def run_harvest(cfg: IngestConfig, layout: Layout, request: HarvestRequest, runt
     today = runtime.clock().date()
     until = request.until or today
     state = load_state(layout)
+    left = state.in_progress  # a window a killed or failed run did not finish: redone below
     tally = _Tally()
     set_reports = []
     scratch = Path(tempfile.mkdtemp(prefix="papersys-dry-run-")) if request.dry_run else None
@@ -159,7 +160,12 @@ def run_harvest(cfg: IngestConfig, layout: Layout, request: HarvestRequest, runt
         for spec in request.sets:
             key = set_key(spec)
             point = resolve_start(
-                request.start, state.watermark(key), today, overlap_days=cfg.overlap_days, initial_days=cfg.initial_days
+                request.start,
+                state.watermark(key),
+                today,
+                overlap_days=cfg.overlap_days,
+                initial_days=cfg.initial_days,
+                unfinished=left.start if left is not None and left.set_key == key else None,
             )
             log.info("harvest set %s: %s .. %s (%s)", key, point.start, until, point.reason)
             windows = plan_windows(point.start, until, cfg.window_days)

@@ -17,8 +17,20 @@ class StartPoint:
 
 
 def resolve_start(
-    requested: date | None, watermark: date | None, today: date, *, overlap_days: int, initial_days: int
+    requested: date | None,
+    watermark: date | None,
+    today: date,
+    *,
+    overlap_days: int,
+    initial_days: int,
+    unfinished: date | None = None,
 ) -> StartPoint:
+    """Where a harvest starts: ``--from``, else the earlier of the watermark minus the overlap and the start
+    of a window a killed or failed run left ``unfinished`` (without it, a first run killed in its first
+    window, or a killed backfill older than the watermark, would never be redone), else initial_days back."""
+    behind = unfinished is not None and (watermark is None or unfinished < watermark - timedelta(days=overlap_days))
+    if requested is None and unfinished is not None and behind:
+        return StartPoint(unfinished, f"from {unfinished}, where the unfinished window of an earlier run began")
     if requested is not None:
         if requested < EARLIEST_DATESTAMP:
             return StartPoint(EARLIEST_DATESTAMP, f"from {EARLIEST_DATESTAMP} (--from {requested} is before "
