@@ -144,7 +144,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         render_status(report)
     else:
         _emit(report, as_json)
-    if report.problems:
+    if report.problems:  # the report still shows what is fine; stderr says what is not, one line each
+        for problem in report.problems:
+            click.echo(f"error: {problem}", err=True)
         ctx.exit(1)
 
 

@@ -14,6 +14,7 @@ from papersys.errors import Interrupted
 from papersys.runtime import Runtime
 from papersys.store.jobs import append_job
 from papersys.store.layout import Layout
+from papersys.store.verify import check_data_dir, sweep_state
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ def run_job(
     """Run ``work`` under ``lock_names``; append {job, trigger, start, end, outcome, counts, error} to
     ``state/jobs.jsonl`` and report the outcome to ``runtime.observer``. Errors are re-raised."""
     layout = Layout(config.data_dir)
+    check_data_dir(layout.root, write=True)  # before the locks: they live in the data dir
     start = runtime.clock()
     t0 = time.monotonic()
     outcome, error, counts = "error", None, None
@@ -48,6 +50,7 @@ def run_job(
             runtime=runtime,
             command=f"papersys {job} ({runtime.trigger})",
         ):
+            sweep_state(layout)  # temp files of runs killed mid-write
             report = work()
         outcome, counts = "ok", report.counts()
         return report

@@ -26,6 +26,7 @@ from papersys.progress import LogProgress
 from papersys.runtime import NullObserver, Observer, Runtime
 from papersys.store.atomic import write_json
 from papersys.store.layout import Layout
+from papersys.store.verify import check_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,7 @@ class Daemon:
 
 def run_daemon(config: Config, *, run_now: bool = False) -> list[tuple[str, str]]:
     """Entry point of ``papersys serve``: metrics endpoint (if enabled) + scheduler until SIGTERM."""
+    check_data_dir(config.data_dir, write=True)  # a daemon that cannot keep its store must not start
     observer: Observer = NullObserver()
     address = None
     if config.metrics.enabled:

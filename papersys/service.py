@@ -13,6 +13,7 @@ from papersys.config import Config
 from papersys.jobrun import run_job
 from papersys.runtime import Runtime
 from papersys.store.layout import Layout
+from papersys.store.verify import check_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 
 def layout_of(config: Config) -> Layout:
+    """The store of ``config``; StoreError when its data dir is not a readable directory."""
+    check_data_dir(config.data_dir, write=False)
     return Layout(config.data_dir)
 
 
@@ -130,6 +133,7 @@ def status(config: Config) -> StatusReport:
     """What is stored, missing, ran and next; reads files only (no lock, writes nothing)."""
     from papersys.status import collect_status
 
+    layout_of(config)  # a data dir that is a file or unreadable is an error, not an empty store
     return collect_status(config)
 
 
@@ -147,6 +151,7 @@ def migrate_legacy(
 
     runtime = runtime or Runtime()
     if dry_run:  # reads only: no lock, no history entry
+        layout_of(config)  # the data dir check a job gets from run_job
         return run_migration(config, legacy_dir, models, runtime, dry_run=True)
     names = [locks.METADATA, *(locks.embeddings_lock(m.alias) for m in model_mapping(models))]
     report = run_job(config, "migrate", names, runtime,

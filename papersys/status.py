@@ -16,10 +16,11 @@ from typing import Any
 import polars as pl
 
 from papersys.config import Config
-from papersys.errors import PapersysError
+from papersys.errors import PapersysError, StoreError
 from papersys.store.atomic import pid_alive, read_json
 from papersys.store.jobs import read_jobs
 from papersys.store.layout import Layout
+from papersys.store.metadata import DELETION_SCHEMA, METADATA_SCHEMA, check_schema
 from papersys.store.state import load_state
 
 _JOBS_TAIL = 1 << 20  # the last MiB of jobs.jsonl holds thousands of runs
@@ -161,9 +162,10 @@ def _papers(layout: Layout, problems: list[str]) -> dict[int, int]:
     for year in layout.metadata_years():
         path = layout.metadata_file(year)
         try:
+            check_schema(path, METADATA_SCHEMA, "metadata")  # footer only; the message says how to recover
             counts[year] = int(pl.scan_parquet(path).select(pl.len()).collect().item())
-        except Exception as exc:  # a torn file: report it, keep going
-            problems.append(f"{path}: not a readable Parquet file ({type(exc).__name__})")
+        except StoreError as exc:  # a torn or foreign file: report it, keep going
+            problems.append(str(exc))
     return counts
 
 
@@ -252,11 +254,14 @@ def collect_status(config: Config) -> StatusReport:
     deleted = 0
     if layout.deletions_file.exists():
         try:
+            check_schema(layout.deletions_file, DELETION_SCHEMA, "deletions")
             deleted = int(pl.scan_parquet(layout.deletions_file).select(pl.len()).collect().item())
-        except Exception as exc:
-            problems.append(f"{layout.deletions_file}: not a readable Parquet file ({type(exc).__name__})")
+        except StoreError as exc:
+            problems.append(str(exc))
     models = tuple(_model_status(layout, m) for m in config.embedding.models)
-    problems += [f"model {m.alias}: {m.problem}" for m in models if m.problem]
+    for m in models:  # a bad metadata file breaks every model's coverage: it is reported once, above
+        if m.problem and m.problem not in problems:
+            problems.append(f"model {m.alias}: {m.problem}")
     return StatusReport(
         data_dir=str(layout.root),
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),

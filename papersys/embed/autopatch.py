@@ -27,6 +27,7 @@ from papersys.runtime import NullProgress, ProgressTask, Runtime
 from papersys.store import embeddings as store
 from papersys.store.embeddings import Manifest
 from papersys.store.layout import Layout
+from papersys.store.verify import verify_metadata_store
 
 EngineFactory = Callable[[ModelConfig, Path], Engine]
 COMPACT_MIN_ROWS = 65_536  # mid-year compaction once pending rows reach max(this, rows in the year file)
@@ -143,6 +144,8 @@ def run_autopatch(
     engine_factory: EngineFactory = default_engine_factory,
 ) -> AutopatchReport:
     """Patch each model in turn; ``limit`` caps the papers embedded per model."""
+    if models:
+        verify_metadata_store(layout, deletions=False)  # before a manifest is written or a model loaded
     patches = [
         _Patcher(layout, model, runtime, engine_factory).run(limit=limit, dry_run=dry_run, reembed=reembed)
         for model in models

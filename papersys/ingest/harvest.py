@@ -29,6 +29,7 @@ from papersys.runtime import Runtime
 from papersys.store.layout import Layout
 from papersys.store.metadata import YearChange
 from papersys.store.state import Checkpoint, WindowInProgress, load_state, save_state, set_key
+from papersys.store.verify import verify_metadata_store
 
 log = logging.getLogger(__name__)
 SPOOL_BATCH = 25_000  # rows buffered in memory before they are written to the spool
@@ -148,6 +149,7 @@ class _Tally:
 
 def run_harvest(cfg: IngestConfig, layout: Layout, request: HarvestRequest, runtime: Runtime) -> IngestReport:
     started = time.monotonic()
+    verify_metadata_store(layout)  # a torn year file fails now, not at the merge after a long harvest
     client = OAIClient(cfg, runtime)
     today = runtime.clock().date()
     until = request.until or today

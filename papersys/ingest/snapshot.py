@@ -34,6 +34,7 @@ from papersys.runtime import Runtime
 from papersys.store.layout import Layout
 from papersys.store.metadata import YearChange
 from papersys.store.state import ALL_SETS, Checkpoint, load_state, save_state, set_key
+from papersys.store.verify import verify_metadata_store
 
 __all__ = ["SnapshotReport", "load_snapshot"]
 
@@ -199,6 +200,7 @@ def load_snapshot(
     """
     started = runtime.monotonic()
     identity = FileIdentity.of(path)
+    verify_metadata_store(layout)  # a torn year file fails now, not at the merge after the whole read
     keep = RecordFilter.build(config.sets, config.categories)
     chunk_lines = config.snapshot_chunk_lines
     keys = _watermark_keys(config)

@@ -36,6 +36,7 @@ from papersys.runtime import ProgressTask, Runtime
 from papersys.store import embeddings as store
 from papersys.store.layout import Layout
 from papersys.store.metadata import COLUMNS
+from papersys.store.verify import verify_metadata_store
 
 BATCH_ROWS = 16_384  # vectors classified and written per part: 117 MB at 1792 dims
 _READ_ERRORS = (pl.exceptions.PolarsError, OSError, ValueError)
@@ -141,6 +142,7 @@ def run_migration(
         for alias, counts in s.lengths.items():
             lengths[alias].update(counts)
     targets = resolve_targets(config, layout, [(m, lengths[m.alias]) for m in present])  # raises before writing
+    verify_metadata_store(layout)  # a torn store file fails before the first input is merged
     holders = {m.alias: [s.index for s in sources if m in s.models] for m in present}
     winners = pick_winners([s.keys.frame for s in sources], holders)
     merge = MetadataMerge()

@@ -77,23 +77,47 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
+_RECOVER = {
+    "metadata": "restore it from a backup, or move it aside and reload that year's papers "
+    "(papersys ingest --snapshot FILE, or ingest --from an early date)",
+    "deletions": "restore it from a backup, or move it aside (papersys then forgets which papers arXiv "
+    "reported deleted until it sees those records again)",
+}
+
+
 def check_schema(path: Path, expected: Mapping[str, pl.DataType], what: str) -> None:
     """Raise StoreError unless the Parquet file at ``path`` opens and has exactly ``expected``."""
     try:
         schema = pl.read_parquet_schema(path)
+    except OSError as exc:  # permissions, a directory where the file should be, I/O errors
+        raise StoreError(path, f"cannot read: {exc.strerror or exc}", "check its permissions and the disk") from exc
     except Exception as exc:  # polars raises several types for a torn or non-Parquet file
         raise StoreError(
             path,
-            f"is not a readable Parquet file ({type(exc).__name__})",
-            "restore it from a backup, or move it aside and re-run to rebuild it",
+            f"not a readable Parquet file ({type(exc).__name__}; truncated or overwritten?)",
+            _RECOVER.get(what, "restore it from a backup"),
         ) from exc
     if dict(schema) != dict(expected):
-        got = ", ".join(f"{k}:{v}" for k, v in schema.items())
         raise StoreError(
             path,
-            f"is not a papersys {what} file (columns {got})",
+            f"is not a papersys {what} file ({schema_difference(dict(schema), dict(expected))})",
             "move it aside; papersys never rewrites a file it does not recognise",
         )
+
+
+def schema_difference(got: Mapping[str, pl.DataType], expected: Mapping[str, pl.DataType]) -> str:
+    """What separates ``got`` from ``expected``, in one short line."""
+    parts = []
+    missing = [name for name in expected if name not in got]
+    extra = [name for name in got if name not in expected]
+    wrong = [f"{name} is {got[name]}, not {kind}" for name, kind in expected.items() if got.get(name, kind) != kind]
+    if missing:
+        parts.append("lacks " + ", ".join(missing))
+    if extra:
+        parts.append("unexpected " + ", ".join(extra))
+    if wrong:
+        parts.append("; ".join(wrong))
+    return "; ".join(parts)
 
 
 def read_year(layout: Layout, year: int, columns: list[str] | None = None) -> pl.DataFrame:
@@ -108,8 +132,8 @@ def read_year(layout: Layout, year: int, columns: list[str] | None = None) -> pl
     except Exception as exc:
         raise StoreError(
             path,
-            f"cannot be read ({type(exc).__name__}: {exc})",
-            "restore it from a backup, or move it aside and re-ingest",
+            f"cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+            _RECOVER["metadata"],
         ) from exc
 
 
