@@ -9,9 +9,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from papersys.errors import ConfigError, UsageError
+from papersys.secret_refs import check_header_value, resolve_env_ref, split_credentials
 
 CONFIG_ENV = "PAPERSYS_CONFIG"
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -45,6 +56,39 @@ class IngestConfig(_Frozen):
     window_days: Annotated[int, Field(ge=1)] = 30
     user_agent: str = "papersys (+https://github.com/papersys/papersys)"
     snapshot_chunk_lines: Annotated[int, Field(ge=1)] = 50_000
+    auth_token: SecretStr = SecretStr("")  # "" = none; else sent as "Authorization: Bearer <token>"
+    # user/password found in base_url (moved out of it, so the URL can be shown); sent as HTTP basic auth
+    _url_credentials: tuple[str, SecretStr] | None = PrivateAttr(default=None)
+
+    @field_validator("base_url", "auth_token", mode="before")
+    @classmethod
+    def _env_reference(cls, value: Any, info: ValidationInfo) -> Any:
+        # keys where a secret can sit accept "env:NAME", resolved now (load_config passes its env mapping)
+        env = (info.context or {}).get("env", os.environ)
+        return resolve_env_ref(value, env)
+
+    @field_validator("auth_token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        check_header_value(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _move_url_credentials(self) -> IngestConfig:
+        url, credentials = split_credentials(self.base_url)
+        if credentials is not None:
+            if self.auth_token.get_secret_value():
+                raise ValueError("base_url carries credentials and auth_token is set too: use one of them")
+            object.__setattr__(self, "base_url", url)  # still inside validation: the model is not frozen yet
+            self._url_credentials = (credentials[0], SecretStr(credentials[1]))
+        return self
+
+    @property
+    def url_credentials(self) -> tuple[str, str] | None:
+        """(user, password) that base_url carried, for HTTP basic auth; never logged or shown."""
+        if self._url_credentials is None:
+            return None
+        return self._url_credentials[0], self._url_credentials[1].get_secret_value()
 
     @field_validator("base_url")
     @classmethod
@@ -161,6 +205,7 @@ class LocksConfig(_Frozen):
 
 
 class Config(_Frozen):
+    _source: str = PrivateAttr(default="the embedded defaults")  # the file it came from, for messages
     data_dir: Path = Path("data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     ingest: IngestConfig = IngestConfig()
@@ -179,7 +224,7 @@ class Config(_Frozen):
             if model.alias == alias:
                 return model
         known = ", ".join(m.alias for m in self.embedding.models) or "none"
-        raise UsageError(f"unknown model alias {alias!r} (configured: {known})")
+        raise UsageError(f"unknown model alias {alias!r} (configured in {self._source}: {known})")
 
 
 def _format_errors(exc: ValidationError) -> list[str]:
@@ -211,12 +256,16 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     )
 
 
-def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path, source: str = "config") -> Config:
-    """Validate a parsed TOML mapping; relative paths resolve against ``base_dir``."""
+def config_from_mapping(
+    raw: Mapping[str, Any], *, base_dir: Path, source: str = "config", env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate a parsed TOML mapping; relative paths resolve against ``base_dir``; ``env:NAME`` values
+    resolve against ``env`` (default: the process environment)."""
     try:
-        config = Config.model_validate(dict(raw))
+        config = Config.model_validate(dict(raw), context={"env": os.environ if env is None else env})
     except ValidationError as exc:
         raise ConfigError(source, _format_errors(exc)) from exc
+    config._source = source if source != "defaults" else "the embedded defaults"
     return _resolve_paths(config, base_dir)
 
 
@@ -226,7 +275,7 @@ def load_config(path: Path | str | None = None, *, env: Mapping[str, str] | None
     if path is None and env.get(CONFIG_ENV):
         path = env[CONFIG_ENV]
     if path is None:
-        return config_from_mapping({}, base_dir=Path.cwd(), source="defaults")
+        return config_from_mapping({}, base_dir=Path.cwd(), source="defaults", env=env)
     file = Path(path).expanduser()
     try:
         raw = tomli.loads(file.read_text(encoding="utf-8"))
@@ -236,4 +285,4 @@ def load_config(path: Path | str | None = None, *, env: Mapping[str, str] | None
         raise ConfigError(str(file), [f"cannot read: {exc}"]) from exc
     except tomli.TOMLDecodeError as exc:
         raise ConfigError(str(file), [f"invalid TOML: {exc}"]) from exc
-    return config_from_mapping(raw, base_dir=file.resolve().parent, source=str(file))
+    return config_from_mapping(raw, base_dir=file.resolve().parent, source=str(file), env=env)

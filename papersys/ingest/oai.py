@@ -114,6 +114,13 @@ class OAIClient:
         self.runtime = runtime
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = cfg.user_agent
+        token = cfg.auth_token.get_secret_value()
+        if token:  # for an endpoint behind an authenticating proxy; requests never logs headers
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        if cfg.url_credentials is not None:
+            self.session.auth = cfg.url_credentials
+        password = cfg.url_credentials[1] if cfg.url_credentials else ""
+        self._secrets = [s for s in (token, password) if s]
         self._last_start: float | None = None
         self.requests = 0
         self.retries = 0
@@ -153,7 +160,7 @@ class OAIClient:
                 )
             except requests.RequestException as exc:
                 self.runtime.observer.harvest_request("error")
-                raise HarvestError(self._describe(params), f"request failed: {exc}") from exc
+                raise HarvestError(self._describe(params), f"request failed: {self._redact(str(exc))}") from exc
             else:
                 if resp.status_code == 200:
                     try:
@@ -180,6 +187,12 @@ class OAIClient:
                 "%s: %s; retry %d/%d in %.1fs", self._describe(params), why, attempt, self.cfg.max_retries, delay
             )
             self.runtime.sleep(delay)
+
+    def _redact(self, text: str) -> str:
+        """A third-party message with any credential masked (it ends up in logs and jobs.jsonl)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     @staticmethod
     def _describe(params: dict[str, Any]) -> str:

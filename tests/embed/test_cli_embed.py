@@ -65,7 +65,7 @@ def test_unknown_alias_and_manifest_mismatch_are_one_line_errors(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, err = run_main(["--data-dir", str(data_dir), "embed", "backlog", "--model", "nope"], capsys)
-    assert code == 2 and err == "error: unknown model alias 'nope' (configured: minilm)\n"
+    assert code == 2 and err == "error: unknown model alias 'nope' (configured in the embedded defaults: minilm)\n"
     vectors = pl.DataFrame({"id": ["2401.00001"], "text_hash": ["h"], "vector": pl.Series(np.ones((1, 768))),
                             "embedded_at": [datetime(2024, 1, 1, tzinfo=UTC)]})  # fmt: skip
     store.write_part(Layout(data_dir), "minilm", 2024, vectors, dim=768, dtype="float32")  # vectors behind it

@@ -19,7 +19,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -67,6 +67,7 @@ class LoggedRequest:
     status: int | None = None
     oai_error: str | None = None
     records: int = 0  # records in the page the server computed (a fault may have mangled or skipped it)
+    headers: dict[str, str] = field(default_factory=dict)  # request headers (e.g. to check Authorization)
 
 
 class _Exchange:
@@ -262,6 +263,7 @@ class OAIServer:
             fault = self.faults.pick(number, "resumptionToken" in params)
             name = fault.name if fault else None
             entry = LoggedRequest(number, method, path, flat.get("verb"), flat, name, time.time())
+            entry.headers = dict(handler.headers.items())
             self.requests.append(entry)
         ex = _Exchange(handler, entry, lambda: self._reply(path, params))
         if fault is not None:
