@@ -80,7 +80,9 @@ def read_json(path: Path) -> Any | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StoreError(path, f"cannot read: {exc.strerror or exc}") from exc
+        raise StoreError(
+            path, f"cannot read: {exc.strerror or exc}", "check its permissions, or move it aside if it is not a file"
+        ) from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

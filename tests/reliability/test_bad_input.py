@@ -106,6 +106,7 @@ class Case:
     setup: Callable[[Env], None]
     names: Callable[[Env], Path]  # the file the error line must name
     says: str  # and a phrase of its problem
+    recover: str = ""  # and, for a damaged store, a phrase of how to recover
 
     def __str__(self) -> str:
         return self.name
@@ -124,32 +125,39 @@ CASES = [
     Case("unknown_model_alias", ("autopatch", "backlog"), lambda e: None,
          lambda e: e.config, "unknown model alias 'nope'"),
     Case("data_dir_is_a_file", ALL, lambda e: replace_with_file(e.data),
-         lambda e: e.data, "data_dir is not a directory"),
+         lambda e: e.data, "data_dir is not a directory", "point data_dir"),
     Case("store_subdir_is_a_file", ("ingest", "status"),
-         lambda e: replace_with_file(e.data / "metadata"), lambda e: e.data / "metadata", "is not a directory"),
+         lambda e: replace_with_file(e.data / "metadata"), lambda e: e.data / "metadata", "is not a directory",
+         "move it aside"),
     Case("metadata_truncated", STORE_READERS, lambda e: truncate(e.data / "metadata" / "2024.parquet"),
-         lambda e: e.data / "metadata" / "2024.parquet", "not a readable Parquet file"),
+         lambda e: e.data / "metadata" / "2024.parquet", "not a readable Parquet file",
+         "restore it from a backup, or move it aside and reload that year's papers"),
     Case("metadata_wrong_schema", ("ingest", "autopatch", "status"),
          lambda e: wrong_schema(e.data / "metadata" / "2024.parquet"),
-         lambda e: e.data / "metadata" / "2024.parquet", "is not a papersys metadata file (lacks title"),
+         lambda e: e.data / "metadata" / "2024.parquet", "is not a papersys metadata file (lacks title",
+         "move it aside"),
     Case("tombstones_truncated", ("snapshot", "status", "migrate"),
          lambda e: truncate(e.data / "state" / "deleted.parquet"),
-         lambda e: e.data / "state" / "deleted.parquet", "not a readable Parquet file"),
+         lambda e: e.data / "state" / "deleted.parquet", "not a readable Parquet file",
+         "restore it from a backup, or move it aside"),
     Case("harvest_state_not_json", ("ingest", "status"),
          lambda e: (e.data / "state" / "harvest.json").write_text('{"checkpoints": {"all": '),
-         lambda e: e.data / "state" / "harvest.json", "not valid JSON"),
+         lambda e: e.data / "state" / "harvest.json", "not valid JSON", "restore it from a backup or delete it"),
     Case("harvest_state_unreadable", ("ingest",),
          lambda e: ((e.data / "state" / "harvest.json").unlink(), (e.data / "state" / "harvest.json").mkdir()),
-         lambda e: e.data / "state" / "harvest.json", "cannot read"),
+         lambda e: e.data / "state" / "harvest.json", "cannot read", "move it aside"),
     Case("embeddings_truncated", ("autopatch", "status"),
          lambda e: truncate(e.data / "embeddings" / "minilm" / "2024.parquet"),
-         lambda e: e.data / "embeddings" / "minilm" / "2024.parquet", "not a readable Parquet file"),
+         lambda e: e.data / "embeddings" / "minilm" / "2024.parquet", "not a readable Parquet file",
+         "re-run autopatch to rebuild it"),
     Case("embedding_dim_contradicts_manifest", ("autopatch", "backlog"),
          lambda e: contradicting_dim(e.data / "embeddings" / "minilm" / "2024.parquet"),
-         lambda e: e.data / "embeddings" / "minilm" / "2024.parquet", "but the manifest says dim 384"),
+         lambda e: e.data / "embeddings" / "minilm" / "2024.parquet", "but the manifest says dim 384",
+         "move it aside"),
     Case("manifest_not_json", ("backlog", "status"),
          lambda e: (e.data / "embeddings" / "minilm" / "manifest.json").write_text("{"),
-         lambda e: e.data / "embeddings" / "minilm" / "manifest.json", "not valid JSON"),
+         lambda e: e.data / "embeddings" / "minilm" / "manifest.json", "not valid JSON",
+         "restore it from a backup"),
     Case("snapshot_missing", ("snapshot",), lambda e: e.snapshot.unlink(),
          lambda e: e.snapshot, "no such file"),
     Case("legacy_dir_missing", ("migrate",), lambda e: shutil.rmtree(e.legacy),
@@ -216,6 +224,7 @@ def try_command(base: Path, root: Path, url: str, case: Case, command: str) -> s
         assert proc.returncode != 0, f"exit 0: {proc.stdout}"
         assert len(lines) == 1 and lines[0].startswith("error: "), f"stderr is not one error line: {proc.stderr}"
         assert str(case.names(env)) in lines[0] and case.says in lines[0], f"does not name the file: {lines[0]}"
+        assert case.recover in lines[0], f"does not say how to recover: {lines[0]}"
         assert "Traceback" not in proc.stderr + proc.stdout
         assert_only_failure_recorded(before, fingerprint(env.data), env.data)
     except AssertionError as exc:
