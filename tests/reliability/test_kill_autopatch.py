@@ -130,7 +130,7 @@ def test_autopatch_survives_kills_at_crash_points_and_random_instants(tmp_path: 
     want = stored(reference)
     total = sum(rows.height for rows in want.values())
     killed: list[tuple[str, float]] = []
-    durable = 0
+    durable, durables = 0, []
     for kill in kill_plan(SEED):
         status = run_until_killed(config, layout, kill)
         assert status in (0, 137, -signal.SIGKILL), (kill, status)
@@ -140,8 +140,10 @@ def test_autopatch_survives_kills_at_crash_points_and_random_instants(tmp_path: 
         now = valid_vectors_match(layout, want)
         assert now >= durable, f"{kill}: {durable - now} durable vectors lost"
         durable = now
+        durables.append(now)
     assert len(killed) >= 10, f"only {len(killed)} runs were killed: {killed}"
-    assert 0 < durable < total, "the kills came too early or too late to interrupt any embedding"
+    # the kills landed while there was embedding left to do (a fast host may finish before the last one)
+    assert sum(0 < d < total for d in durables) >= 7 and durables[0] == 0, durables
 
     final = run_cli("--config", config, "embed", "autopatch", "--json", timeout=300)
     assert final.returncode == 0, final.stderr

@@ -33,7 +33,7 @@ FROM, UNTIL = date(2024, 1, 1), date(2024, 1, 30)
 PAPERS = synthetic_papers(1500, seed=5, start=FROM, days=30, deleted_fraction=0.03)
 RETRY_AFTER_S, HTTP_DATE_S, RATE_LIMIT_S = 7.0, 11.0, 13.0  # distinct from every backoff step (0.125 * 2**k)
 BACKOFF_S = 0.125
-TIMEOUT_S, SLOW_S = 0.4, 1.2
+TIMEOUT_S, SLOW_S = 1.0, 2.0  # a normal page takes milliseconds: no false timeouts on a busy host
 
 
 @dataclass(frozen=True)
