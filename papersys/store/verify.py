@@ -13,6 +13,8 @@ from papersys.store.layout import Layout
 from papersys.store.metadata import DELETION_SCHEMA, METADATA_SCHEMA, check_schema
 
 _SUBDIRS = ("metadata", "embeddings", "state", ".locks")
+_POINT_AT_DIR = "point data_dir (or --data-dir) at a directory"
+_PERMISSIONS = "fix its permissions, or run papersys as the user that owns it"
 
 
 def check_data_dir(root: Path, *, write: bool) -> None:
@@ -39,10 +41,6 @@ def check_data_dir(root: Path, *, write: bool) -> None:
             raise StoreError(sub, "is not a directory", "move it aside: papersys keeps its files in this directory")
         if sub.is_dir():
             _check_access(sub, "directory", write)
-
-
-_POINT_AT_DIR = "point data_dir (or --data-dir) at a directory"
-_PERMISSIONS = "fix its permissions, or run papersys as the user that owns it"
 
 
 def _check_access(path: Path, what: str, write: bool) -> None:
