@@ -30,6 +30,13 @@ DEFAULT_TEMPLATE = "{title}\n{abstract}"
 TEMPLATE_FIELDS = frozenset({"title", "abstract", "id", "primary_category", "categories", "authors"})
 
 _SET_RE = re.compile(r"^[a-z-]+(:[a-z-]+(:[A-Za-z.-]+)?)?$")
+
+
+def is_set_spec(spec: str) -> bool:
+    """An OAI set as arXiv spells it: ``cs``, ``physics:hep-th``, ``cs:cs:LG``."""
+    return bool(_SET_RE.match(spec))
+
+
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CATEGORY_RE = re.compile(r"^[a-z-]+(\.[A-Za-z-]+)?$")
 
@@ -101,7 +108,7 @@ class IngestConfig(_Frozen):
     @classmethod
     def _sets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for spec in value:
-            if not _SET_RE.match(spec):
+            if not is_set_spec(spec):
                 raise ValueError(f"{spec!r} is not an arXiv set spec (e.g. 'cs', 'physics:hep-th', 'cs:cs:LG')")
         return value
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 import time
@@ -16,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from papersys.config import IngestConfig
+from papersys.config import IngestConfig, is_set_spec
 from papersys.errors import HarvestError, UsageError
 from papersys.faults import crash_point
 from papersys.ingest.ahead import pipeline
@@ -33,7 +32,6 @@ from papersys.store.verify import verify_metadata_store
 
 log = logging.getLogger(__name__)
 SPOOL_BATCH = 25_000  # rows buffered in memory before they are written to the spool
-_SET_RE = re.compile(r"^[a-z-]+(:[a-z-]+(:[A-Za-z.-]+)?)?$")
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ class HarvestRequest:
             raise UsageError(f"--from {start} is after --until {until}")
         chosen: tuple[str | None, ...] = tuple(sets) if sets else (cfg.sets or (None,))
         for spec in chosen:
-            if spec is not None and not _SET_RE.match(spec):
+            if spec is not None and not is_set_spec(spec):
                 raise UsageError(f"{spec!r} is not an arXiv set spec (e.g. cs, physics:hep-th, cs:cs:LG)")
         return cls(start, until, chosen, dry_run)
 
@@ -112,6 +110,9 @@ class IngestReport:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["years"] = {str(y): n for y, n in sorted(self.years.items())}
+        for s in data["sets"]:
+            for key in ("start", "until", "watermark"):
+                s[key] = s[key].isoformat() if s[key] else None
         return data
 
     def summary(self) -> list[str]:
@@ -234,26 +235,26 @@ def _harvest_window(
     while True:
         spool = Spool(spool_dir)
         spool.clear()  # a spool left by a killed run is partial: the window starts over
-        spool = Spool(spool_dir)
         pages = PageStats()
         n_pages = 0
         pending: list[ParsedPage] = []
+        buffered = 0
         task = runtime.progress.task(f"harvest {label}", unit="records")
         try:
             pages_in = client.pages(metadata_prefix=cfg.metadata_prefix, start=lo, until=hi, set_spec=spec)
             for page, parsed in pipeline(pages_in, lambda p: (p, parse_page_records(p.root, categories=wanted))):
                 pending.append(parsed)
-                if sum(p.records.height + p.deletions.height for p in pending) >= SPOOL_BATCH:
+                buffered += parsed.records.height + parsed.deletions.height
+                if buffered >= SPOOL_BATCH:
                     _spool(spool, pending)
+                    buffered = 0
                 crash_point("harvest.page")
                 n_pages += 1
-                stats = parsed.stats
-                for name in ("records", "deleted", "filtered", "invalid"):
-                    setattr(pages, name, getattr(pages, name) + getattr(stats, name))
+                pages.add(parsed.stats)
                 if page.complete_list_size:
                     task.update(total=page.complete_list_size)
-                task.advance(stats.records + stats.deleted + stats.filtered + stats.invalid)
-                runtime.observer.harvest_records(stats.records + stats.deleted)
+                task.advance(parsed.stats.seen)
+                runtime.observer.harvest_records(parsed.stats.records + parsed.stats.deleted)
                 runtime.check_cancel()
             _spool(spool, pending)
             break
@@ -279,5 +280,4 @@ def _harvest_window(
     )
     spool.clear()
     tally.pages += n_pages
-    for name in ("records", "deleted", "filtered", "invalid"):
-        setattr(tally.stats, name, getattr(tally.stats, name) + getattr(pages, name))
+    tally.stats.add(pages)

@@ -87,7 +87,6 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
 @dataclass(frozen=True)
 class Page:
     root: etree._Element
-    number: int
     complete_list_size: int | None
 
 
@@ -212,14 +211,12 @@ class OAIClient:
         if set_spec:
             params["set"] = set_spec
         sickle = _ArxivSickle(self)
-        number = 0
         try:
             iterator = sickle.ListRecords(**params)
             for response in iterator:
-                number += 1
                 token = response.xml.find(f".//{OAI_NS}resumptionToken")
                 size = token.get("completeListSize") if token is not None else None
-                yield Page(response.xml, number, int(size) if size and size.isdigit() else None)
+                yield Page(response.xml, int(size) if size and size.isdigit() else None)
         except oaiexceptions.NoRecordsMatch:
             return
         except oaiexceptions.BadResumptionToken as exc:

@@ -24,7 +24,7 @@ from papersys.ingest.records import (
     split_author_string,
     split_categories,
 )
-from papersys.store.ids import InvalidIdError, normalize_id, year_expr
+from papersys.store.ids import InvalidIdError, id_expr, normalize_id, year_expr
 from papersys.store.metadata import clean_text, clean_text_expr, conform
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,16 @@ class PageStats:
     deleted: int = 0  # deletion headers
     filtered: int = 0  # dropped by the category filter
     invalid: int = 0  # unusable records (bad id, missing title/abstract/dates)
+
+    def add(self, other: PageStats) -> None:
+        self.records += other.records
+        self.deleted += other.deleted
+        self.filtered += other.filtered
+        self.invalid += other.invalid
+
+    @property
+    def seen(self) -> int:
+        return self.records + self.deleted + self.filtered + self.invalid
 
 
 def parse_records(
@@ -240,11 +250,10 @@ def _raw_columns(raw: pl.DataFrame) -> pl.DataFrame:
 
 def _frames(raw: pl.DataFrame, wanted: frozenset[str], source: str) -> ParsedPage:
     stats = PageStats()
-    ident = pl.col("identifier").str.strip_chars().str.strip_prefix("oai:arXiv.org:").str.replace(r"v\d+$", "")
     frame = (
         pl.concat([raw, _raw_columns(raw)], how="horizontal")
         .with_columns(
-            id=ident,
+            id=id_expr("identifier"),
             stamp=pl.col("datestamp").str.strip_chars().str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False),
             deleted=pl.col("status").str.strip_chars() == "deleted",
         )
@@ -287,17 +296,14 @@ def _frames(raw: pl.DataFrame, wanted: frozenset[str], source: str) -> ParsedPag
         & pl.col("created").is_not_null()
     )
     bad = records.filter(~usable)
+    # unusable: live records lacking a required field, and deletion headers without a valid id/datestamp
+    stats.invalid = bad.height + (frame.filter(pl.col("deleted")).height - deletions.height)
     if bad.height:
-        stats.invalid = bad.height + (frame.filter(pl.col("deleted")).height - deletions.height)
         log.warning("skipping %d unusable record(s), e.g. %s", bad.height, bad["identifier"].head(3).to_list())
-    else:
-        stats.invalid = frame.filter(pl.col("deleted")).height - deletions.height
     records = records.filter(usable)
     if wanted:
         keep = records["categories"].list.eval(pl.element().is_in(list(wanted))).list.any()
         stats.filtered = records.height - int(keep.sum())
         records = records.filter(keep)
     stats.records = records.height
-    return ParsedPage(
-        conform(records), deletions.select("id", pl.col("stamp").alias("datestamp")), stats
-    )
+    return ParsedPage(conform(records), deletions.select("id", pl.col("stamp").alias("datestamp")), stats)

@@ -121,10 +121,6 @@ class MetadataBatch:
     def __len__(self) -> int:
         return len(self._cols["id"])
 
-    @property
-    def deletions(self) -> int:
-        return len(self._del_ids)
-
     def add(
         self,
         *,

@@ -109,11 +109,11 @@ class RecordFilter:
     """``ingest.sets`` and ``ingest.categories`` as one keep-test; an empty side does not restrict."""
 
     sets: frozenset[str] = frozenset()
-    categories: frozenset[str] = frozenset()  # canonical names
+    categories: frozenset[str] = frozenset()  # every spelling of the wanted categories (category_names)
 
     @classmethod
     def build(cls, sets: Sequence[str] = (), categories: Sequence[str] = ()) -> RecordFilter:
-        return cls(frozenset(sets), frozenset(canonical_category(c) for c in categories))
+        return cls(frozenset(sets), category_names(categories))
 
     @property
     def active(self) -> bool:
@@ -123,7 +123,7 @@ class RecordFilter:
         """Keep a record when it is in one of the sets and lists one of the categories (or an alias of one)."""
         if self.sets and not in_sets(categories, self.sets):
             return False
-        return not self.categories or any(canonical_category(c) in self.categories for c in categories)
+        return not self.categories or not self.categories.isdisjoint(categories)
 
 
 def category_names(categories: Iterable[str]) -> frozenset[str]:

@@ -128,8 +128,9 @@ def _resume_or_start(
         else:
             spool.drop_from(previous.next_seq)  # parts of a chunk spooled but never committed
             return replace(previous, runs=previous.runs + 1), spool, True
-    Spool(spool_dir).clear()
-    return SnapshotCheckpoint(file=identity, spool_dir=str(spool_dir), keep=keep), Spool(spool_dir), False
+    spool = Spool(spool_dir)
+    spool.clear()
+    return SnapshotCheckpoint(file=identity, spool_dir=str(spool_dir), keep=keep), spool, False
 
 
 def _watermark_keys(config: IngestConfig) -> list[str]:

@@ -50,9 +50,17 @@ class SnapshotReport:
 
     def counts(self) -> dict[str, int]:
         """The figures recorded in the job history."""
-        return {"lines": self.lines, "records": self.records, "kept": self.kept, "filtered": self.filtered,
-                "bad": self.bad, "new": self.new, "updated": self.updated, "unchanged": self.unchanged,
-                "superseded": self.superseded}
+        return {
+            "lines": self.lines,
+            "records": self.records,
+            "kept": self.kept,
+            "filtered": self.filtered,
+            "bad": self.bad,
+            "new": self.new,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "superseded": self.superseded,
+        }
 
     @property
     def new(self) -> int:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from papersys.errors import SnapshotError, StoreError
-from papersys.store.atomic import read_json, write_json
+from papersys.store.atomic import read_json, remove, write_json
 
 _VERSION = 1
 _HEAD_BYTES = 1 << 20
@@ -141,13 +140,4 @@ def save_checkpoint(path: Path, checkpoint: SnapshotCheckpoint) -> None:
 
 
 def clear_checkpoint(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:
-        raise StoreError(path, f"cannot delete: {exc.strerror or exc}") from exc
-    dirfd = os.open(path.parent, os.O_RDONLY) if path.parent.is_dir() else None
-    if dirfd is not None:
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
+    remove(path)

@@ -23,6 +23,7 @@ from papersys.store.metadata import (
     YearChange,
     conform,
     empty_metadata,
+    record_tombstones,
     upsert,
 )
 
@@ -65,6 +66,8 @@ class Spool:
         return dropped
 
     def years(self) -> list[int]:
+        if not self.directory.is_dir():
+            return []
         return sorted(int(p.name) for p in self.directory.iterdir() if p.is_dir() and p.name.isdigit())
 
     def _read(self, sub: str) -> pl.DataFrame | None:
@@ -73,11 +76,6 @@ class Spool:
             return None
         # the order of parts is the order of arrival: upsert keeps the last of equal datestamps
         return pl.concat([pl.read_parquet(p) for p in parts], how="vertical")
-
-    def count(self) -> int:
-        return sum(
-            pl.scan_parquet(p).select(pl.len()).collect().item() for p in self.directory.glob("[0-9]*/*.parquet")
-        )
 
     def merge(
         self,
@@ -92,6 +90,7 @@ class Spool:
         ``skip_years`` are left out (a resumed merge passes the years it already merged).
         """
         deletions = self._read(_DELETIONS)
+        tombstones = record_tombstones(layout, deletions, dry_run=dry_run)  # read and saved once
         del_years: dict[int, pl.DataFrame] = {}
         if deletions is not None:
             with_year = deletions.with_columns(_year=year_expr("id")).filter(pl.col("_year").is_not_null())
@@ -102,7 +101,7 @@ class Spool:
             if records is None:
                 records = empty_metadata()
             empty = pl.DataFrame(schema=dict(DELETION_SCHEMA))
-            result = upsert(layout, records, del_years.get(year, empty), dry_run=dry_run)
+            result = upsert(layout, records, del_years.get(year, empty), dry_run=dry_run, tombstones=tombstones)
             for change in result.years:
                 changes.append(change)
                 if on_year:
@@ -110,4 +109,6 @@ class Spool:
         return UpsertResult(tuple(changes))
 
     def clear(self) -> None:
+        """Remove the spool; parts added afterwards are numbered afresh from 1."""
         shutil.rmtree(self.directory, ignore_errors=True)
+        self._seq = 1

@@ -33,8 +33,10 @@ def resolve_start(
         return StartPoint(unfinished, f"from {unfinished}, where the unfinished window of an earlier run began")
     if requested is not None:
         if requested < EARLIEST_DATESTAMP:
-            return StartPoint(EARLIEST_DATESTAMP, f"from {EARLIEST_DATESTAMP} (--from {requested} is before "
-                                                  "arXiv's earliest datestamp)")
+            return StartPoint(
+                EARLIEST_DATESTAMP,
+                f"from {EARLIEST_DATESTAMP} (--from {requested} is before arXiv's earliest datestamp)",
+            )
         return StartPoint(requested, f"from {requested} (--from)")
     if watermark is not None:
         start = watermark - timedelta(days=overlap_days)

@@ -24,12 +24,23 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a directory (so that a rename or an unlink in it is durable)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def remove(path: Path) -> None:
+    """Delete ``path`` (if there) durably; StoreError when it cannot be deleted."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StoreError(path, f"cannot delete: {exc.strerror or exc}") from exc
+    if path.parent.is_dir():
+        fsync_path(path.parent)
 
 
 @contextlib.contextmanager
@@ -39,14 +50,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = _temp_path(path)
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(tmp)
         crash_point("atomic.before_replace")  # the temp file is complete, the target still old
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

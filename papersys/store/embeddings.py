@@ -206,20 +206,18 @@ def read_embeddings(
     never shows duplicates.
     """
     frames = []
-    for order, path in enumerate([layout.embedding_file(alias, year), *pending_parts(layout, alias, year)]):
+    for path in [layout.embedding_file(alias, year), *pending_parts(layout, alias, year)]:
         if not path.exists():
             continue
         frame = _read_file(path, dim, dtype, valid_since)
-        if not vectors:
-            frame = frame.drop("vector")
-        frames.append(frame.with_columns(_order=pl.lit(order, dtype=pl.Int32)))
+        frames.append(frame if vectors else frame.drop("vector"))
     columns = [*KEY_COLUMNS, "valid", *(["vector"] if vectors else [])]
     if not frames:
         schema = embedding_schema(dim, dtype) | {"valid": pl.Boolean()}
         return pl.DataFrame(schema=schema).select(columns)
-    frame = pl.concat(frames, how="vertical")
+    frame = pl.concat(frames, how="vertical")  # in write order: the year file, then parts oldest first
     if frame["id"].is_duplicated().any():
-        frame = frame.sort("_order", maintain_order=True).unique(subset="id", keep="last", maintain_order=True)
+        frame = frame.unique(subset="id", keep="last", maintain_order=True)
     return frame.select(columns)
 
 

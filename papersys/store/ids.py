@@ -54,8 +54,11 @@ def paper_year(arxiv_id: str) -> int:
     raise InvalidIdError(f"not an arXiv id: {arxiv_id!r}")
 
 
-def is_valid_id(arxiv_id: str) -> bool:
-    return bool(_NEW.match(arxiv_id) or _OLD.match(arxiv_id))
+def id_expr(column: str | pl.Expr) -> pl.Expr:
+    """Vectorised ``normalize_id`` without the validation: trimmed, OAI prefix and version stripped
+    (``year_expr`` of the result is null for an invalid id)."""
+    col = pl.col(column) if isinstance(column, str) else column
+    return col.str.strip_chars().str.strip_prefix(_OAI_PREFIX).str.replace(_VERSION.pattern, "")
 
 
 def year_expr(column: str | pl.Expr = "id") -> pl.Expr:

@@ -34,8 +34,9 @@ def read_jobs(path: Path, *, tail_bytes: int | None = None) -> list[dict[str, An
         with path.open("rb") as fh:
             if tail_bytes is not None:
                 size = fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, size - tail_bytes))
                 if size > tail_bytes:
+                    # start one byte early: if the cut falls on a line start, readline drops only the "\n"
+                    fh.seek(size - tail_bytes - 1)
                     fh.readline()  # drop the partial first line
             data = fh.read()
     except FileNotFoundError:

@@ -76,11 +76,6 @@ class Layout:
         return self.state_dir / "deleted.parquet"
 
     @property
-    def stats_file(self) -> Path:
-        """Per-year counts and coverage cached by the writers, read by ``status``."""
-        return self.state_dir / "stats.json"
-
-    @property
     def spool_dir(self) -> Path:
         return self.state_dir / "spool"
 

@@ -32,7 +32,6 @@ METADATA_SCHEMA: Mapping[str, pl.DataType] = {
 }
 COLUMNS = tuple(METADATA_SCHEMA)
 REQUIRED = ("id", "title", "abstract", "primary_category", "created", "datestamp", "source")
-SOURCES = frozenset({"oai", "snapshot", "legacy"})
 DELETION_SCHEMA: Mapping[str, pl.DataType] = {"id": pl.String(), "datestamp": pl.Date()}
 
 
@@ -182,27 +181,42 @@ def read_deletions(layout: Layout) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
+def _as_deletions(deletions: pl.DataFrame | None) -> pl.DataFrame:
+    if deletions is None:
+        return pl.DataFrame(schema=dict(DELETION_SCHEMA))
+    return deletions.select(pl.col("id").cast(pl.String), pl.col("datestamp").cast(pl.Date))
+
+
+def record_tombstones(layout: Layout, deletions: pl.DataFrame | None, *, dry_run: bool = False) -> pl.DataFrame:
+    """All tombstones: the stored ones plus ``deletions`` (newest per id), saved once when there are new ones."""
+    deletions = _as_deletions(deletions)
+    tombstones = _newest_per_id(pl.concat([read_deletions(layout), deletions]))
+    if not dry_run and deletions.height:
+        write_parquet(tombstones.sort("id"), layout.deletions_file)
+        crash_point("metadata.tombstones_written")  # tombstones saved, year files not yet merged
+    return tombstones
+
+
 def upsert(
     layout: Layout,
     records: pl.DataFrame,
     deletions: pl.DataFrame | None = None,
     *,
     dry_run: bool = False,
+    tombstones: pl.DataFrame | None = None,
 ) -> UpsertResult:
     """Merge ``records`` (metadata schema) and ``deletions`` (id, datestamp) into the year files.
 
     Newest datestamp wins per id; on a tie the incoming row wins (a re-harvest refreshes). A deletion
     removes the id when it is at least as new as the stored row, and is kept as a tombstone so that an
     older copy (a snapshot, a legacy file) cannot bring the paper back. Only changed files are rewritten.
+    A caller merging year by year passes ``tombstones`` from one ``record_tombstones`` call, so the
+    tombstone file is read and written once per merge, not once per year.
     """
     records = conform(records)
-    if deletions is None:
-        deletions = pl.DataFrame(schema=dict(DELETION_SCHEMA))
-    deletions = deletions.select(pl.col("id").cast(pl.String), pl.col("datestamp").cast(pl.Date))
-    tombstones = _newest_per_id(pl.concat([read_deletions(layout), deletions]))
-    if not dry_run and deletions.height:
-        write_parquet(tombstones.sort("id"), layout.deletions_file)
-        crash_point("metadata.tombstones_written")  # tombstones saved, year files not yet merged
+    deletions = _as_deletions(deletions)
+    if tombstones is None:
+        tombstones = record_tombstones(layout, deletions, dry_run=dry_run)
     if not dry_run:
         sweep_temp_files(layout.metadata_dir)
 

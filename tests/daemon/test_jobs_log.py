@@ -32,3 +32,10 @@ def test_tail_read_drops_the_partial_first_line(tmp_path: Path) -> None:
     assert tail and tail[-1]["n"] == 199
     assert len(tail) < 20 and [r["n"] for r in tail] == list(range(200 - len(tail), 200))
     assert read_jobs(tmp_path / "missing.jsonl") == []
+
+
+def test_tail_cut_exactly_at_a_line_start_keeps_that_line(tmp_path: Path) -> None:
+    log = tmp_path / "jobs.jsonl"
+    log.write_bytes(b'{"a":1}\n{"b":2}\n')
+    assert read_jobs(log, tail_bytes=8) == [{"b": 2}]
+    assert read_jobs(log, tail_bytes=7) == []  # the cut falls inside the last line

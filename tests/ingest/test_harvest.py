@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -336,6 +335,15 @@ def test_oai_bad_argument_fails_clearly(tmp_path: Path, server: OAIServer, runti
 def test_report_is_json_ready(tmp_path: Path, server: OAIServer, runtime: Runtime) -> None:
     config = make_config(tmp_path, server.url)
     report = service.ingest(config, start=FROM, until=UNTIL, runtime=runtime)
-    data = json.loads(json.dumps(report.to_dict(), default=str))
-    assert data["new"] == 120 and data["sets"][0]["set"] == "all"
-    assert dataclasses.is_dataclass(report)
+    data = json.loads(json.dumps(report.to_dict()))  # no default=: every value must already be JSON
+    assert data["sets"] == [
+        {
+            "set": "all",
+            "start": "2024-01-01",
+            "until": "2024-02-29",
+            "windows": 1,
+            "reason": "from 2024-01-01 (--from)",
+            "watermark": "2024-02-29",
+        }
+    ]
+    assert data["years"] == {str(y): n for y, n in report.years.items()}

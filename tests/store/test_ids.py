@@ -60,3 +60,11 @@ def test_invalid_ids_are_rejected(bad: str) -> None:
         normalize_id(bad)
     with pytest.raises(InvalidIdError):
         paper_year(bad)
+
+
+def test_vectorised_id_normalisation_matches_normalize_id() -> None:
+    from papersys.store.ids import id_expr
+
+    raws = ["2401.00001v3", "solv-int/9901001v2", "oai:arXiv.org:hep-th/9901001", " 1501.00001 ", "math.AG/0101001v1"]
+    got = pl.DataFrame({"raw": raws}).select(id_expr("raw"))["raw"].to_list()
+    assert got == [normalize_id(r) for r in raws]
