@@ -38,6 +38,8 @@ def read_jobs(path: Path, *, tail_bytes: int | None = None) -> list[dict[str, An
                     # start one byte early: if the cut falls on a line start, readline drops only the "\n"
                     fh.seek(size - tail_bytes - 1)
                     fh.readline()  # drop the partial first line
+                else:
+                    fh.seek(0)
             data = fh.read()
     except FileNotFoundError:
         return []

@@ -39,3 +39,4 @@ def test_tail_cut_exactly_at_a_line_start_keeps_that_line(tmp_path: Path) -> Non
     log.write_bytes(b'{"a":1}\n{"b":2}\n')
     assert read_jobs(log, tail_bytes=8) == [{"b": 2}]
     assert read_jobs(log, tail_bytes=7) == []  # the cut falls inside the last line
+    assert read_jobs(log, tail_bytes=1 << 20) == [{"a": 1}, {"b": 2}]  # a tail longer than the file
