@@ -169,7 +169,7 @@ class _Patcher:
         if not dry_run:
             crash_point("embed.manifest_ready")  # the manifest is written, nothing else yet
             store.sweep(layout, model.alias)
-        counts = coverage_by_year(layout, model, manifest)
+        counts = coverage_by_year(layout, model, manifest, persist=not dry_run)  # a dry run writes nothing
         if not dry_run:
             crash_point("embed.coverage_cached")
         backlog = sum(counts.values(), Coverage())

@@ -13,7 +13,6 @@ from datetime import datetime
 import polars as pl
 
 STATUSES = ("valid", "missing", "invalid", "stale")
-GAP_CLASSES = ("missing", "invalid", "stale")
 STATUS = pl.Enum(list(STATUSES))
 
 
@@ -64,12 +63,6 @@ def classify(expected: pl.DataFrame, stored: pl.DataFrame, *, valid_since: datet
     )
     joined = expected.join(right, on="id", how="left", maintain_order="left")
     return joined.with_columns(status=status).drop("_stored_hash", "_embedded_at", "_valid")
-
-
-def find_gaps(expected: pl.DataFrame, stored: pl.DataFrame, *, valid_since: datetime | None = None) -> pl.DataFrame:
-    """The rows of ``expected`` that need embedding, with their ``status``."""
-    classified = classify(expected, stored, valid_since=valid_since)
-    return classified.filter(pl.col("status") != "valid")
 
 
 def orphan_ids(expected: pl.DataFrame, stored: pl.DataFrame) -> pl.Series:

@@ -20,7 +20,7 @@ FIVE_DIGITS_FROM = "1501"  # and have had five digits after the dot since Januar
 STATUSES = ("ok", "versioned", "repaired", "flagged")
 # ids that need no work at all (nearly every row): the vectorised fast path
 _CLEAN = (
-    r"^(?:(?:0[7-9]|1[0-4])(?:0[1-9]|1[0-2])\.\d{4}"
+    r"^(?:(?:07(?:0[4-9]|1[0-2])|(?:0[89]|1[0-4])(?:0[1-9]|1[0-2]))\.\d{4}"
     r"|(?:1[5-9]|[2-9]\d)(?:0[1-9]|1[0-2])\.\d{5}"
     r"|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})$"
 )

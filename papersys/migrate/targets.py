@@ -38,7 +38,9 @@ class Target:
 
     @property
     def dtype(self) -> str:
-        return self.model.dtype if self.model else "float32"
+        if self.model:
+            return self.model.dtype
+        return self.manifest.dtype if self.manifest else "float32"  # a kept manifest's storage dtype
 
     def settle(self, unit_norm: bool | None, now: datetime) -> Manifest:
         """The manifest to write before the first vector (an unconfigured model's records the data's norm).

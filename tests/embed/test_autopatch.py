@@ -128,6 +128,7 @@ def test_dry_run_writes_nothing_and_limit_takes_the_newest_first(config: Config,
     assert dry.models[0].embedded == 4 and counting.texts == []
     assert "would embed 4 of 6" in dry.summary()[0]
     assert not Layout(config.data_dir).embeddings_root.exists()
+    assert not Layout(config.data_dir).coverage_cache("minilm").exists()  # not even the coverage cache
     report = service.embed_autopatch(config, limit=2, engine_factory=factory(counting))
     assert report.models[0].embedded == 2 and report.models[0].remaining == 4
     assert stored(config, 2024)["id"].to_list() == ["2401.00002", "2401.00003"]

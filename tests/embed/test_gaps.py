@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from papersys.embed.gaps import Coverage, classify, coverage_of, find_gaps, orphan_ids
+from papersys.embed.gaps import Coverage, classify, coverage_of, orphan_ids
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T1 = datetime(2024, 6, 1, tzinfo=UTC)
@@ -63,10 +63,11 @@ def test_rows_embedded_before_valid_since_are_stale() -> None:
     assert got == {"a": "stale", "b": "valid"}
 
 
-def test_extra_columns_pass_through_and_find_gaps_keeps_only_gaps() -> None:
+def test_extra_columns_pass_through_classification() -> None:
     exp = expected(("a", "h1"), ("b", "h2")).with_columns(text=pl.Series(["ta", "tb"]))
-    gaps = find_gaps(exp, stored(("a", "h1", T0, True)))
-    assert gaps.select("id", "text").rows() == [("b", "tb")]
+    classified = classify(exp, stored(("a", "h1", T0, True)))
+    assert classified.select("id", "text", pl.col("status").cast(pl.String)).rows() == [
+        ("a", "ta", "valid"), ("b", "tb", "missing")]
 
 
 def test_orphans_and_coverage_counts() -> None:

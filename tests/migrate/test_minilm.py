@@ -4,7 +4,6 @@ papers, with the same model and template; the migrated vectors match what papers
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +12,13 @@ from support.embedding import PAPERS, CountingEngine, cosine
 from support.legacy import NAN, gen1_row, migrate, write_gen1
 
 from papersys import service
-from papersys.config import Config, ModelConfig
+from papersys.config import Config
 from papersys.embed.engine import Engine
 from papersys.store import embeddings as store
 from papersys.store.layout import Layout
 from papersys.store.metadata import clean_text
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def minilm() -> Iterator[Engine]:
-    from papersys.embed.st_engine import SentenceTransformerEngine
-
-    engine = SentenceTransformerEngine(ModelConfig())
-    yield engine
-    engine.close()
 
 
 def legacy_text(title: str, abstract: str) -> str:

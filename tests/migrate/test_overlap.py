@@ -71,3 +71,17 @@ def test_float16_storage_of_a_configured_model(tmp_path: Path) -> None:
     rows = store.read_embeddings(layout, "jasper_v1", 2023, dim=8, dtype="float16")
     np.testing.assert_allclose(np.asarray(rows["vector"][0], dtype=np.float32), v, rtol=1e-3)
     assert rows["embedded_at"].to_list() == [NOW]
+
+
+def test_a_kept_float16_manifest_keeps_float16_storage_when_the_model_is_not_configured(tmp_path: Path) -> None:
+    legacy = tmp_path / "legacy"
+    v = vec(7, 8)
+    write_gen1(legacy / "2023.parquet", [gen1_row("2301.00001", jasper_v1=v)], vectors={"jasper_v1": ("list", 8)})
+    model = ModelConfig(alias="jasper_v1", name="NovaSearch/jasper_en_vision_language_v1", dim=8, dtype="float16")
+    migrate(Config(data_dir=tmp_path / "data", embedding={"models": (model,)}), legacy)  # type: ignore[arg-type]
+    write_gen1(legacy / "2023.parquet", [gen1_row("2301.00001", jasper_v1=v), gen1_row("2301.00002", jasper_v1=v)],
+               vectors={"jasper_v1": ("list", 8)})
+    migrate(Config(data_dir=tmp_path / "data", embedding={"models": ()}), legacy)  # type: ignore[arg-type]
+    layout = Layout(tmp_path / "data")
+    assert store.read_manifest(layout, "jasper_v1").dtype == "float16"  # type: ignore[union-attr]
+    assert pl.read_parquet_schema(layout.embedding_file("jasper_v1", 2023))["vector"] == pl.Array(pl.Float16, 8)
