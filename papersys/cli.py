@@ -17,7 +17,6 @@ import click
 from papersys import __version__
 from papersys.config import Config, load_config
 from papersys.errors import PapersysError, UsageError
-from papersys.progress import LogProgress, RichProgress
 from papersys.runtime import Runtime
 
 log = logging.getLogger("papersys")
@@ -50,6 +49,8 @@ def _setup_logging(level: str) -> None:
 @contextmanager
 def _runtime() -> Iterator[Runtime]:
     """A runtime whose progress is a rich bar on a TTY and periodic log lines otherwise."""
+    from papersys.progress import LogProgress, RichProgress  # rich costs ~0.1 s: not for status/--help
+
     sink: RichProgress | LogProgress = RichProgress() if sys.stderr.isatty() else LogProgress()
     with sink:
         yield Runtime(progress=sink)

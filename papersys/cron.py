@@ -1,7 +1,8 @@
 """Standard 5-field crontab expressions → APScheduler 3 triggers, with cron's day-of-week numbering.
 
 APScheduler 3's ``CronTrigger.from_crontab`` counts weekdays from Monday = 0, so ``0 3 * * 1`` would run
-on Tuesdays; users write cron, so numeric weekdays are translated to names first (0 and 7 = Sunday).
+on Tuesdays; users write cron, so numeric weekdays are translated to names first (0 and 7 = Sunday). And
+when both day fields are restricted, cron runs on either, where a CronTrigger would require both.
 """
 
 from __future__ import annotations
@@ -57,9 +58,18 @@ def cron_trigger(expr: str, timezone: str) -> Any:
         raise ValueError(f"{expr!r} needs 5 fields (minute hour day month weekday), has {len(fields)}")
     minute, hour, day, month, dow = fields
     weekday = "*" if dow == "*" else ",".join(_NAMES[d] for d in cron_days(dow))
-    return CronTrigger(
-        minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, timezone=check_timezone(timezone)
-    )
+    zone = check_timezone(timezone)
+    if day != "*" and weekday != "*":
+        # cron runs when EITHER day field matches; one APScheduler CronTrigger would need both
+        from apscheduler.triggers.combining import OrTrigger
+
+        return OrTrigger(
+            [
+                CronTrigger(minute=minute, hour=hour, day=day, month=month, timezone=zone),
+                CronTrigger(minute=minute, hour=hour, month=month, day_of_week=weekday, timezone=zone),
+            ]
+        )
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, timezone=zone)
 
 
 def check_timezone(name: str) -> ZoneInfo:

@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar
 
 from papersys import locks
 from papersys.config import Config
-from papersys.errors import Interrupted
+from papersys.errors import Interrupted, PapersysError
 from papersys.runtime import Runtime
 from papersys.store.jobs import append_job
 from papersys.store.layout import Layout
@@ -38,11 +38,13 @@ def run_job(
     """Run ``work`` under ``lock_names``; append {job, trigger, start, end, outcome, counts, error} to
     ``state/jobs.jsonl`` and report the outcome to ``runtime.observer``. Errors are re-raised."""
     layout = Layout(config.data_dir)
-    check_data_dir(layout.root, write=True)  # before the locks: they live in the data dir
     start = runtime.clock()
     t0 = time.monotonic()
     outcome, error, counts = "error", None, None
+    usable = False  # whether the data dir can take a history line at all
     try:
+        check_data_dir(layout.root, write=True)  # before the locks: they live in the data dir
+        usable = True
         with locks.hold_all(
             layout,
             lock_names,
@@ -54,11 +56,12 @@ def run_job(
             report = work()
         outcome, counts = "ok", report.counts()
         return report
-    except Interrupted as exc:
-        outcome, error = "interrupted", str(exc)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        outcome, error = "interrupted", str(exc) or "interrupted (Ctrl-C)"
         raise
     except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+        # our errors carry their own one-line message; anything else needs its type to make sense
+        error = str(exc) if isinstance(exc, PapersysError) else f"{type(exc).__name__}: {exc}"
         raise
     finally:
         seconds = time.monotonic() - t0
@@ -74,7 +77,8 @@ def run_job(
             **(details or {}),
         }
         try:
-            append_job(layout.jobs_log, record)
-        except Exception:  # the history must never mask the job's own outcome
-            log.exception("could not record job %s in %s", job, layout.jobs_log)
+            if usable:
+                append_job(layout.jobs_log, record)
+        except Exception as exc:  # the history must never mask the job's own outcome
+            log.warning("could not record job %s in %s: %s", job, layout.jobs_log, exc)
         runtime.observer.job_finished(job, outcome, seconds)

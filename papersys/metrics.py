@@ -28,6 +28,13 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.harvest_retries_total = Counter(
+            "papersys_harvest_retries",
+            "OAI-PMH retries by the outcome that caused them (a request retried, or a window restarted "
+            "after bad_resumption_token)",
+            ["outcome"],
+            registry=r,
+        )
         self.embedded_papers_total = Counter(
             "papersys_embedded_papers", "Papers embedded and written, by model", ["model"], registry=r
         )
@@ -56,6 +63,9 @@ class Metrics:
 
     def harvest_request(self, outcome: str) -> None:
         self.harvest_requests_total.labels(outcome=outcome).inc()
+
+    def harvest_retry(self, outcome: str) -> None:
+        self.harvest_retries_total.labels(outcome=outcome).inc()
 
     def harvest_records(self, count: int) -> None:
         self.harvest_records_total.inc(count)

@@ -28,6 +28,7 @@ class Observer(Protocol):
     """Receives run events; ``papersys.metrics`` turns them into Prometheus series."""
 
     def harvest_request(self, outcome: str) -> None: ...
+    def harvest_retry(self, outcome: str) -> None: ...
     def harvest_records(self, count: int) -> None: ...
     def embedded(self, model: str, count: int, seconds: float) -> None: ...
     def backlog(self, model: str, count: int) -> None: ...
@@ -52,6 +53,9 @@ class NullProgress:
 
 class NullObserver:
     def harvest_request(self, outcome: str) -> None:
+        return None
+
+    def harvest_retry(self, outcome: str) -> None:
         return None
 
     def harvest_records(self, count: int) -> None:

@@ -22,6 +22,7 @@ from papersys import locks, service
 from papersys.config import Config
 from papersys.cron import check_timezone, cron_trigger
 from papersys.errors import Interrupted, PapersysError
+from papersys.metrics import Metrics
 from papersys.progress import LogProgress
 from papersys.runtime import NullObserver, Observer, Runtime
 from papersys.store.atomic import write_json
@@ -54,6 +55,7 @@ class Daemon:
     observer: Observer = field(default_factory=NullObserver)
     cancel: threading.Event = field(default_factory=threading.Event)
     jobs: dict[str, Callable[[Config, Runtime], None]] = field(default_factory=lambda: dict(JOBS))
+    metrics: Metrics | None = None  # served (and made the observer) once serve() holds the daemon lock
     metrics_address: str | None = None
     outcomes: list[tuple[str, str]] = field(default_factory=list)  # (job, ok|error|interrupted) per run
     _started: str = ""
@@ -72,27 +74,32 @@ class Daemon:
     def run_job(self, name: str) -> str:
         """Run one job to its end; never raises (the daemon must outlive its jobs)."""
         lock = self._job_locks.setdefault(name, threading.Lock())
-        with lock:  # the same job never runs twice at once in this daemon (run-now vs cron)
+        # the same job never runs twice at once in this daemon: a cron run firing during the --run-now
+        # run of that job is skipped, as APScheduler's max_instances would skip it
+        if not lock.acquire(blocking=False):
+            log.info("job %s is already running; this run is skipped", name)
+            return "skipped"
+        try:
             if self.cancel.is_set():
                 return "interrupted"
             self._running.add(name)
+            self._write_state()
             outcome = "ok"
             try:
                 self.jobs[name](self.config, self.runtime())
             except Interrupted:
                 outcome = "interrupted"
                 log.info("job %s stopped at a safe point", name)
-            except PapersysError as exc:
+            except Exception:  # recorded and counted by run_job; logged here with its traceback
                 outcome = "error"
-                log.error("job %s failed: %s", name, exc, exc_info=True)
-            except Exception:
-                outcome = "error"
-                log.exception("job %s crashed", name)
+                log.exception("job %s failed", name)
             finally:
                 self._running.discard(name)
             self.outcomes.append((name, outcome))
             self._write_state()
             return outcome
+        finally:
+            lock.release()
 
     def _startup(self) -> None:
         for name in (INGEST, EMBED):
@@ -150,6 +157,9 @@ class Daemon:
     def serve(self, *, run_now: bool = False, install_signals: bool = True) -> list[tuple[str, str]]:
         """Block until stopped; returns the (job, outcome) of every run. Exclusive per data dir."""
         with locks.hold(self.layout, locks.DAEMON, timeout_s=0, command="papersys serve"):
+            if self.metrics is not None:  # only now: a refused second daemon must not take the port
+                self.metrics_address = self._serve_metrics(self.metrics)
+                self.observer = self.metrics
             scheduler = self.build(run_now=run_now)
             self._started = datetime.now(UTC).isoformat(timespec="seconds")
             if install_signals and threading.current_thread() is threading.main_thread():
@@ -157,17 +167,24 @@ class Daemon:
                 signal.signal(signal.SIGINT, self.stop)
             watcher = threading.Thread(target=self._shutdown_when_cancelled, name="papersys-stop", daemon=True)
             watcher.start()
-            from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED
+            from apscheduler.events import EVENT_SCHEDULER_STARTED
 
-            scheduler.add_listener(
-                lambda _e: self._write_state(), EVENT_SCHEDULER_STARTED | EVENT_JOB_EXECUTED | EVENT_JOB_MISSED
-            )
+            # job runs refresh daemon.json themselves (run_job); this covers the start
+            scheduler.add_listener(lambda _e: self._write_state(), EVENT_SCHEDULER_STARTED)
             try:
                 log.info("papersys daemon started (pid %d); metrics at %s", os.getpid(), self.metrics_address)
                 scheduler.start()
             finally:
                 self.layout.daemon_state.unlink(missing_ok=True)
         return self.outcomes
+
+    def _serve_metrics(self, metrics: Metrics) -> str:
+        host, port = self.config.metrics.host, self.config.metrics.port
+        try:
+            bound_host, bound_port = metrics.serve(host, port)
+        except OSError as exc:
+            raise PapersysError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from exc
+        return f"http://{bound_host}:{bound_port}/metrics"
 
     def _shutdown_when_cancelled(self) -> None:
         self.cancel.wait()
@@ -180,21 +197,7 @@ class Daemon:
 def run_daemon(config: Config, *, run_now: bool = False) -> list[tuple[str, str]]:
     """Entry point of ``papersys serve``: metrics endpoint (if enabled) + scheduler until SIGTERM."""
     check_data_dir(config.data_dir, write=True)  # a daemon that cannot keep its store must not start
-    observer: Observer = NullObserver()
-    address = None
-    if config.metrics.enabled:
-        from papersys.metrics import Metrics
-
-        metrics = Metrics()
-        try:
-            host, port = metrics.serve(config.metrics.host, config.metrics.port)
-        except OSError as exc:
-            raise PapersysError(
-                f"cannot serve metrics on {config.metrics.host}:{config.metrics.port}: {exc.strerror or exc}"
-            ) from exc
-        address = f"http://{host}:{port}/metrics"
-        observer = metrics
-    daemon = Daemon(config, observer=observer, metrics_address=address)
+    daemon = Daemon(config, metrics=Metrics() if config.metrics.enabled else None)
     started = time.monotonic()
     outcomes = daemon.serve(run_now=run_now)
     log.info("papersys daemon stopped after %.0fs (%d job runs)", time.monotonic() - started, len(outcomes))

@@ -49,8 +49,13 @@ def ingest(
     request = HarvestRequest.build(config.ingest, start=start, until=until, sets=sets, dry_run=dry_run)
     if dry_run:  # reads only: no lock, no history entry
         return run_harvest(config.ingest, layout_of(config), request, runtime)
-    report = run_job(config, "ingest", [locks.METADATA], runtime,
-                     lambda: run_harvest(config.ingest, layout_of(config), request, runtime))
+    report = run_job(
+        config,
+        "ingest",
+        [locks.METADATA],
+        runtime,
+        lambda: run_harvest(config.ingest, layout_of(config), request, runtime),
+    )
     refresh_coverage(config, runtime)
     return report
 
@@ -64,9 +69,14 @@ def ingest_snapshot(
     runtime = runtime or Runtime()
     if dry_run:  # reads only: no lock, no history entry
         return load_snapshot(config.ingest, layout_of(config), path, dry_run=True, runtime=runtime)
-    report = run_job(config, "ingest-snapshot", [locks.METADATA], runtime,
-                     lambda: load_snapshot(config.ingest, layout_of(config), path, dry_run=False, runtime=runtime),
-                     details={"snapshot": str(path)})
+    report = run_job(
+        config,
+        "ingest-snapshot",
+        [locks.METADATA],
+        runtime,
+        lambda: load_snapshot(config.ingest, layout_of(config), path, dry_run=False, runtime=runtime),
+        details={"snapshot": str(path)},
+    )
     refresh_coverage(config, runtime)
     return report
 
@@ -81,8 +91,8 @@ def refresh_coverage(config: Config, runtime: Runtime) -> None:
     for model in config.embedding.models:
         if not model.enabled:
             continue
+        runtime.check_cancel()
         try:
-            runtime.check_cancel()
             coverage = coverage_by_year(layout, model)
         except PapersysError as exc:
             log.warning("coverage of model %s not refreshed: %s", model.alias, exc)
@@ -114,8 +124,15 @@ def embed_autopatch(
     chosen = selected_models(config, models)
 
     def work() -> AutopatchReport:
-        return run_autopatch(layout_of(config), chosen, runtime, limit=limit, dry_run=dry_run, reembed=reembed,
-                             engine_factory=engine_factory or default_engine_factory)
+        return run_autopatch(
+            layout_of(config),
+            chosen,
+            runtime,
+            limit=limit,
+            dry_run=dry_run,
+            reembed=reembed,
+            engine_factory=engine_factory or default_engine_factory,
+        )
 
     if dry_run:  # reads only: no lock, no history entry
         return work()
@@ -154,8 +171,13 @@ def migrate_legacy(
         layout_of(config)  # the data dir check a job gets from run_job
         return run_migration(config, legacy_dir, models, runtime, dry_run=True)
     names = [locks.METADATA, *(locks.embeddings_lock(m.alias) for m in model_mapping(models))]
-    report = run_job(config, "migrate", names, runtime,
-                     lambda: run_migration(config, legacy_dir, models, runtime, dry_run=False),
-                     details={"legacy_dir": str(legacy_dir)})
+    report = run_job(
+        config,
+        "migrate",
+        names,
+        runtime,
+        lambda: run_migration(config, legacy_dir, models, runtime, dry_run=False),
+        details={"legacy_dir": str(legacy_dir)},
+    )
     refresh_coverage(config, runtime)
     return report

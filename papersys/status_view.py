@@ -70,6 +70,4 @@ def render_status(report: StatusReport, console: Console | None = None) -> None:
         runs.add_row("daemon", f"[yellow]not running[/yellow] (stale daemon.json of pid {d.pid})")
     else:
         runs.add_row("daemon", "not running")
-    console.print(runs)
-    for problem in report.problems:
-        console.print(f"[red]problem:[/red] {problem}")
+    console.print(runs)  # problems go to stderr, once, from the CLI

@@ -122,8 +122,11 @@ class AutopatchReport:
 
     def counts(self) -> dict[str, int]:
         """The figures recorded in the job history: totals, then embedded per model."""
-        counts = {"embedded": self.embedded, "pruned": sum(m.pruned for m in self.models),
-                  "remaining": sum(m.remaining for m in self.models)}
+        counts = {
+            "embedded": self.embedded,
+            "pruned": sum(m.pruned for m in self.models),
+            "remaining": sum(m.remaining for m in self.models),
+        }
         counts.update({f"embedded.{m.alias}": m.embedded for m in self.models})
         return counts
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,13 @@ class YearPlan:
     coverage: Coverage
     has_metadata: bool
     metadata_stat: list[int] | None  # taken before the metadata was read
+    embeddings_stat: list[list[Any]] = field(default_factory=list)  # taken before the vectors were read
 
 
 def plan_year(layout: Layout, model: ModelConfig, manifest: Manifest, year: int) -> YearPlan:
     """Read one year's metadata and stored vectors and classify every paper."""
     metadata_stat = file_stat(layout.metadata_file(year))
+    embeddings_stat = store.files_signature(layout, model.alias, year)
     columns = list(dict.fromkeys(["id", *template_fields(model.template)]))
     meta = read_year(layout, year, columns=columns)
     texts = render_texts(meta, model.template, model.prefix)
@@ -68,6 +70,7 @@ def plan_year(layout: Layout, model: ModelConfig, manifest: Manifest, year: int)
         coverage=coverage_of(classified, orphans),
         has_metadata=metadata_stat is not None,
         metadata_stat=metadata_stat,
+        embeddings_stat=embeddings_stat,
     )
 
 
@@ -77,11 +80,18 @@ def years_of(layout: Layout, alias: str) -> list[int]:
 
 
 def signature(
-    layout: Layout, model: ModelConfig, manifest: Manifest, year: int, metadata_stat: list[int] | None
+    layout: Layout,
+    model: ModelConfig,
+    manifest: Manifest,
+    year: int,
+    metadata_stat: list[int] | None,
+    embeddings_stat: list[list[Any]] | None = None,
 ) -> str:
+    """Fingerprint of a year's inputs. Pass the stats taken *before* reading them: a writer changing a file
+    while it was being read then leaves a signature that no longer matches, instead of a stale count."""
     inputs: dict[str, Any] = {
         "metadata": metadata_stat,
-        "embeddings": store.files_signature(layout, model.alias, year),
+        "embeddings": store.files_signature(layout, model.alias, year) if embeddings_stat is None else embeddings_stat,
         "model": [model.template, model.prefix, model.dim, model.dtype],
         "valid_since": manifest.valid_since.isoformat() if manifest.valid_since else None,
     }
@@ -136,7 +146,7 @@ def coverage_by_year(
         if cov is None:
             plan = plan_year(layout, model, manifest, year)
             cov = plan.coverage
-            updates[year] = (signature(layout, model, manifest, year, plan.metadata_stat), cov)
+            updates[year] = (signature(layout, model, manifest, year, plan.metadata_stat, plan.embeddings_stat), cov)
         result[year] = cov
     gone = set(cache) - {str(y) for y in result}  # years whose files were removed
     if persist and (updates or gone):

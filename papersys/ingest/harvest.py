@@ -261,6 +261,7 @@ def _harvest_window(
         except BadResumptionToken as exc:
             restarts += 1
             tally.restarts += 1
+            runtime.observer.harvest_retry("bad_resumption_token")
             if restarts > cfg.max_retries:
                 raise HarvestError(label, f"resumption token rejected {restarts} times ({exc})") from exc
             log.warning("%s: resumption token rejected (%s); restarting the window", label, exc)

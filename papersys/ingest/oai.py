@@ -182,6 +182,7 @@ class OAIClient:
                 raise HarvestError(self._describe(params), f"{why}; gave up after {attempt + 1} attempts")
             attempt += 1
             self.retries += 1
+            self.runtime.observer.harvest_retry(outcome)
             log.warning(
                 "%s: %s; retry %d/%d in %.1fs", self._describe(params), why, attempt, self.cfg.max_retries, delay
             )

@@ -1,6 +1,6 @@
 """status: wall time of `papersys status --json` on a synthetic store of N papers with one model fully embedded.
 
-Builds (once, into --workdir, reused on later runs with the same N) a store of N papers over 1991–2026,
+Builds (once, into --workdir, reused on later runs with the same N) a store of N papers over 1991-2026,
 each year file with realistic columns, and the default model's vectors for every paper (random unit
 vectors, correct text hashes), then lets `papersys embed backlog` fill the coverage cache as autopatch
 would. Times `python -m papersys status --json` as a fresh process (what a user or a monitoring check
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -39,8 +40,27 @@ def _year_sizes(total: int) -> dict[int, int]:
     return dict(zip(years, sizes.tolist(), strict=True))
 
 
-_ARCHIVES = ("hep-th", "hep-ph", "hep-ex", "hep-lat", "astro-ph", "cond-mat", "gr-qc", "quant-ph", "math-ph",
-             "nucl-th", "nucl-ex", "physics", "math", "cs", "nlin", "math.AG", "math.DG", "math.CO", "math.PR")
+_ARCHIVES = (
+    "hep-th",
+    "hep-ph",
+    "hep-ex",
+    "hep-lat",
+    "astro-ph",
+    "cond-mat",
+    "gr-qc",
+    "quant-ph",
+    "math-ph",
+    "nucl-th",
+    "nucl-ex",
+    "physics",
+    "math",
+    "cs",
+    "nlin",
+    "math.AG",
+    "math.DG",
+    "math.CO",
+    "math.PR",
+)
 
 
 def _ids(year: int, n: int) -> list[str]:
@@ -65,32 +85,68 @@ def build(root: Path, papers: int) -> None:
     model = ModelConfig()
     write_manifest(layout, model.alias, configured_manifest(model, datetime(2026, 1, 1, tzinfo=UTC)))
     rng = np.random.default_rng(1)
-    words = np.array("quantum graph neural field theory lattice spectral model data learning gauge flow".split())
+    words = np.array(
+        [
+            "quantum",
+            "graph",
+            "neural",
+            "field",
+            "theory",
+            "lattice",
+            "spectral",
+            "model",
+            "data",
+            "learning",
+            "gauge",
+            "flow",
+        ]
+    )
     for year, n in _year_sizes(papers).items():
         ids = _ids(year, n)
         title_words = words[rng.integers(0, len(words), size=(n, 8))]
         titles = [" ".join(w) for w in title_words]
         abstracts = [t * 12 for t in titles]  # ~700 chars
         created = date(year, 1, 1)
-        frame = conform(pl.DataFrame({
-            "id": ids, "title": titles, "abstract": abstracts, "authors": [["Ada Lovelace", "Alan Turing"]] * n,
-            "categories": [["cs.LG", "stat.ML"]] * n, "primary_category": ["cs.LG"] * n, "created": [created] * n,
-            "datestamp": [created + timedelta(days=30)] * n, "source": ["snapshot"] * n,
-        }).sort("id"))
+        frame = conform(
+            pl.DataFrame(
+                {
+                    "id": ids,
+                    "title": titles,
+                    "abstract": abstracts,
+                    "authors": [["Ada Lovelace", "Alan Turing"]] * n,
+                    "categories": [["cs.LG", "stat.ML"]] * n,
+                    "primary_category": ["cs.LG"] * n,
+                    "created": [created] * n,
+                    "datestamp": [created + timedelta(days=30)] * n,
+                    "source": ["snapshot"] * n,
+                }
+            ).sort("id")
+        )
         write_parquet(frame, layout.metadata_file(year))
         vectors = rng.standard_normal((n, model.dim), dtype=np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        emb = pl.DataFrame({
-            "id": frame["id"], "text_hash": hash_texts(render_texts(frame, model.template, model.prefix)),
-            "vector": pl.Series(vectors), "embedded_at": [datetime(2026, 2, 1, tzinfo=UTC)] * n,
-        }, schema=embedding_schema(model.dim, model.dtype))
+        emb = pl.DataFrame(
+            {
+                "id": frame["id"],
+                "text_hash": hash_texts(render_texts(frame, model.template, model.prefix)),
+                "vector": pl.Series(vectors),
+                "embedded_at": [datetime(2026, 2, 1, tzinfo=UTC)] * n,
+            },
+            schema=embedding_schema(model.dim, model.dtype),
+        )
         write_parquet(emb.sort("id"), layout.embedding_file(model.alias, year))
         print(f"built {year}: {n:,} papers", file=sys.stderr, flush=True)
 
 
 def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "papersys", "--data-dir", str(root), *args],
-                          capture_output=True, text=True, check=False)
+    env = {k: v for k, v in os.environ.items() if k != "PAPERSYS_CONFIG"}  # measure the defaults, not a user's
+    return subprocess.run(
+        [sys.executable, "-m", "papersys", "--data-dir", str(root), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

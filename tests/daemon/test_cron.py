@@ -46,3 +46,14 @@ def test_bad_expressions_raise_value_error(expr: str) -> None:
 def test_time_zone_is_applied() -> None:
     fire = cron_trigger("0 3 * * *", "Europe/Berlin").get_next_fire_time(None, datetime(2026, 11, 21, tzinfo=UTC))
     assert fire.astimezone(UTC).hour == 2  # 03:00 CET
+
+
+def test_day_of_month_and_weekday_together_fire_on_either_like_cron() -> None:
+    saturday = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    trigger = cron_trigger("0 3 1 * 1", "UTC")  # the 1st of each month, and every Monday
+    fires, after = [], saturday
+    for _ in range(3):
+        after = trigger.get_next_fire_time(None, after)
+        fires.append(after.strftime("%a %d"))
+        after = after.replace(minute=1)
+    assert fires == ["Mon 23", "Mon 30", "Tue 01"]

@@ -223,3 +223,21 @@ def test_a_second_daemon_on_the_same_data_dir_is_refused(tmp_path: Path) -> None
         pytest.raises(LockBusyError, match=f"pid {os.getpid()}"),
     ):
         Daemon(config).serve(install_signals=False)
+
+
+def test_a_refused_second_daemon_names_the_holder_and_never_takes_the_metrics_port(tmp_path: Path) -> None:
+    import socket
+
+    from papersys import locks
+    from papersys.errors import LockBusyError
+    from papersys.scheduler import run_daemon
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = config_from_mapping({"data_dir": "data", "metrics": {"port": port}}, base_dir=tmp_path)
+    with (locks.hold(Layout(config.data_dir), locks.DAEMON, timeout_s=1, command="papersys serve"),
+          pytest.raises(LockBusyError, match="papersys serve")):
+        run_daemon(config)
+    with socket.socket() as again:  # the port is still free: the refused daemon never served metrics
+        again.bind(("127.0.0.1", port))

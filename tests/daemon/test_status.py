@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import UTC, date, datetime
@@ -112,9 +111,14 @@ def test_status_reads_daemon_state_running_and_stale(tmp_path: Path) -> None:
     finally:
         live.kill()
         live.wait()
-    # our own pid is alive but not a papersys daemon (pid reuse)
-    write_json({"pid": os.getpid(), "started": "x", "next_runs": {}}, layout.daemon_state)
-    assert service.status(config).daemon.state in {"stale", "running"}
+    # a live pid that is not papersys (the daemon died and the pid was reused) is not the daemon
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        write_json({"pid": other.pid, "started": "x", "next_runs": {}}, layout.daemon_state)
+        assert service.status(config).daemon.state == "stale"
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_status_reports_damage_and_exits_1(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -143,10 +144,16 @@ def test_deleted_record_removes_the_paper(
 def test_503_with_retry_after_then_success(
     tmp_path: Path, server: OAIServer, papers: list[Paper], runtime: Runtime, sleeps: Sleeps
 ) -> None:
+    from papersys.metrics import Metrics
+
     server.faults.at(server.request_count + 2, HTTPStatus.arxiv_503(retry_after=1))
     config = make_config(tmp_path, server.url)
+    metrics = Metrics()
+    runtime = dataclasses.replace(runtime, observer=metrics)
     report = service.ingest(config, start=FROM, until=UNTIL, runtime=runtime)
     assert report.retries == 1 and report.requests == 6
+    assert metrics.registry.get_sample_value("papersys_harvest_retries_total", {"outcome": "http_503"}) == 1
+    assert metrics.registry.get_sample_value("papersys_harvest_requests_total", {"outcome": "ok"}) == 5
     assert sleeps.calls == [1.0]
     assert [r.status for r in server.requests][:3] == [200, 503, 200]
     assert set(stored(Layout(config.data_dir))) == set(live(papers))
