@@ -187,7 +187,7 @@ class SchedulerConfig(_Frozen):
     @field_validator("ingest_cron", "embed_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from papersys.cron import cron_trigger
+        from papersys.daemon.cron import cron_trigger
 
         cron_trigger(value, "UTC")
         return value
@@ -195,7 +195,7 @@ class SchedulerConfig(_Frozen):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from papersys.cron import check_timezone
+        from papersys.daemon.cron import check_timezone
 
         check_timezone(value)
         return value

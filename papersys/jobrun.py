@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from papersys import locks
 from papersys.config import Config
 from papersys.errors import Interrupted, PapersysError
+from papersys.report import JobReport
 from papersys.runtime import Runtime
+from papersys.store import locks
 from papersys.store.jobs import append_job
 from papersys.store.layout import Layout
 from papersys.store.verify import check_data_dir, sweep_state
@@ -19,20 +20,16 @@ from papersys.store.verify import check_data_dir, sweep_state
 log = logging.getLogger(__name__)
 
 
-class _Report(Protocol):
-    def counts(self) -> dict[str, int]: ...
-
-
-R = TypeVar("R", bound=_Report)
+R = TypeVar("R", bound=JobReport)
 
 
 def run_job(
     config: Config,
     job: str,
+    *,
     lock_names: list[str],
     runtime: Runtime,
     work: Callable[[], R],
-    *,
     details: dict[str, Any] | None = None,
 ) -> R:
     """Run ``work`` under ``lock_names``; append {job, trigger, start, end, outcome, counts, error} to

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Protocol
 
 from papersys.errors import Interrupted
+
+log = logging.getLogger("papersys.cli.rich_progress")
 
 
 class ProgressTask(Protocol):
@@ -25,7 +29,7 @@ class Progress(Protocol):
 
 
 class Observer(Protocol):
-    """Receives run events; ``papersys.metrics`` turns them into Prometheus series."""
+    """Receives run events; ``papersys.daemon.metrics`` turns them into Prometheus series."""
 
     def harvest_request(self, outcome: str) -> None: ...
     def harvest_retry(self, outcome: str) -> None: ...
@@ -49,6 +53,56 @@ class _NullTask:
 class NullProgress:
     def task(self, description: str, *, total: float | None = None, unit: str = "") -> ProgressTask:
         return _NullTask()
+
+
+class LogProgress:
+    """Logs ``description: done/total (rate/s)`` at most every ``interval_s`` seconds, and at the end."""
+
+    def __init__(self, interval_s: float = 15.0) -> None:
+        self.interval_s = interval_s
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def task(self, description: str, *, total: float | None = None, unit: str = "") -> ProgressTask:
+        return _LogTask(description, total, unit, self.interval_s)
+
+
+class _LogTask:
+    def __init__(self, description: str, total: float | None, unit: str, interval_s: float) -> None:
+        self.description = description
+        self.total = total
+        self.unit = unit
+        self.interval_s = interval_s
+        self.done = 0.0
+        self.start = self.last = time.monotonic()
+
+    def _line(self) -> str:
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        of = f"/{self.total:,.0f}" if self.total else ""
+        return f"{self.description}: {self.done:,.0f}{of} {self.unit} ({self.done / elapsed:,.1f}/s)"
+
+    def advance(self, amount: float = 1) -> None:
+        self.done += amount
+        now = time.monotonic()
+        if now - self.last >= self.interval_s:
+            self.last = now
+            log.info(self._line())
+
+    def update(self, *, total: float | None = None, description: str | None = None) -> None:
+        if total is not None:
+            self.total = total
+        if description is not None:
+            self.description = description
+
+    def close(self) -> None:
+        if self.done:
+            log.info(self._line())
 
 
 class NullObserver:

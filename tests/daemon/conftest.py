@@ -8,7 +8,7 @@ import pytest
 from support.embedding import CountingEngine
 
 from papersys.config import ModelConfig
-from papersys.embed.engine import Engine
+from papersys.embed.engines.base import Engine
 
 
 @pytest.fixture

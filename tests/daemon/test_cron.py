@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from papersys.cron import cron_days, cron_trigger
+from papersys.daemon.cron import cron_days, cron_trigger
 
 
 def _next(expr: str, after: datetime) -> datetime:

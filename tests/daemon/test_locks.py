@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from papersys import locks
 from papersys.errors import Interrupted, LockBusyError
 from papersys.runtime import Runtime
+from papersys.store import locks
 from papersys.store.layout import Layout
 
 HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from papersys import locks
+    from papersys.store import locks
     from papersys.store.layout import Layout
     with locks.hold(Layout(Path(sys.argv[1])), sys.argv[2], timeout_s=5, command="papersys ingest (test holder)"):
         print("held", flush=True)

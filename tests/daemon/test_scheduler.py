@@ -19,8 +19,8 @@ from support.oai_server import HTTPStatus, OAIServer, Slow
 from support.papers import synthetic_papers
 
 from papersys.config import Config, config_from_mapping
-from papersys.metrics import Metrics
-from papersys.scheduler import EMBED, INGEST, STARTUP, Daemon
+from papersys.daemon.metrics import Metrics
+from papersys.daemon.scheduler import EMBED, INGEST, STARTUP, Daemon
 from papersys.store.jobs import read_jobs
 from papersys.store.layout import Layout
 
@@ -71,7 +71,7 @@ def test_scheduler_has_exactly_the_configured_jobs_and_triggers(tmp_path: Path) 
     assert str(jobs[INGEST].trigger.timezone) == "Europe/Berlin"
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 120
-        assert job.func == daemon.run_job and job.args in ((INGEST,), (EMBED,))
+        assert job.func == daemon.run_guarded and job.args in ((INGEST,), (EMBED,))
     assert {j.id for j in Daemon(daemon.config).build(run_now=True).get_jobs()} == {INGEST, EMBED, STARTUP}
 
 
@@ -89,10 +89,10 @@ def test_jobs_run_the_real_services_and_a_failure_does_not_stop_the_next(
 
     daemon.jobs[EMBED] = embed  # the same service call, with the session's already-loaded model
     server.faults.always(HTTPStatus(500))
-    assert daemon.run_job(INGEST) == "error"
+    assert daemon.run_guarded(INGEST) == "error"
     server.faults.always(None)
-    assert daemon.run_job(INGEST) == "ok"
-    assert daemon.run_job(EMBED) == "ok"
+    assert daemon.run_guarded(INGEST) == "ok"
+    assert daemon.run_guarded(EMBED) == "ok"
     layout = Layout(config.data_dir)
     runs = read_jobs(layout.jobs_log)
     assert [(r["job"], r["outcome"], r["trigger"]) for r in runs] == [
@@ -215,8 +215,8 @@ def test_sigterm_stops_a_running_harvest_at_a_safe_point(tmp_path: Path, server:
 
 def test_a_second_daemon_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
     config = daemon_config(tmp_path, "http://127.0.0.1:9/oai")
-    from papersys import locks
     from papersys.errors import LockBusyError
+    from papersys.store import locks
 
     with (
         locks.hold(Layout(config.data_dir), locks.DAEMON, timeout_s=1, command="papersys serve"),
@@ -228,16 +228,18 @@ def test_a_second_daemon_on_the_same_data_dir_is_refused(tmp_path: Path) -> None
 def test_a_refused_second_daemon_names_the_holder_and_never_takes_the_metrics_port(tmp_path: Path) -> None:
     import socket
 
-    from papersys import locks
+    from papersys.daemon.scheduler import run_daemon
     from papersys.errors import LockBusyError
-    from papersys.scheduler import run_daemon
+    from papersys.store import locks
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = config_from_mapping({"data_dir": "data", "metrics": {"port": port}}, base_dir=tmp_path)
-    with (locks.hold(Layout(config.data_dir), locks.DAEMON, timeout_s=1, command="papersys serve"),
-          pytest.raises(LockBusyError, match="papersys serve")):
+    with (
+        locks.hold(Layout(config.data_dir), locks.DAEMON, timeout_s=1, command="papersys serve"),
+        pytest.raises(LockBusyError, match="papersys serve"),
+    ):
         run_daemon(config)
     with socket.socket() as again:  # the port is still free: the refused daemon never served metrics
         again.bind(("127.0.0.1", port))

@@ -159,8 +159,9 @@ def test_status_json_lists_every_documented_key(tmp_path: Path) -> None:
     assert pl.DataFrame([data["models"][0]]).columns[:3] == ["alias", "name", "enabled"]
 
 
-def test_write_jobs_refresh_the_coverage_cache_so_status_recounts_nothing(tmp_path: Path,
-                                                                          engine_factory: object) -> None:
+def test_write_jobs_refresh_the_coverage_cache_so_status_recounts_nothing(
+    tmp_path: Path, engine_factory: object
+) -> None:
     from support.oai_server import OAIServer
     from support.papers import synthetic_papers
 
@@ -170,8 +171,9 @@ def test_write_jobs_refresh_the_coverage_cache_so_status_recounts_nothing(tmp_pa
 
     papers = synthetic_papers(30, seed=4, start=date(2024, 3, 1), days=5)
     with OAIServer(papers, page_size=10) as server:
-        config = config_from_mapping({"data_dir": "data", "ingest": {"base_url": server.url,
-                                                                     "request_interval_s": 0.0}}, base_dir=tmp_path)
+        config = config_from_mapping(
+            {"data_dir": "data", "ingest": {"base_url": server.url, "request_interval_s": 0.0}}, base_dir=tmp_path
+        )
         layout = Layout(config.data_dir)
         add_papers(layout)
         service.embed_autopatch(config, engine_factory=engine_factory)  # type: ignore[arg-type]

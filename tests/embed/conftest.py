@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support.embedding import CountingEngine
 
-from papersys.embed.engine import Engine
+from papersys.embed.engines.base import Engine
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from papersys import service
 from papersys.config import Config, ModelConfig
 from papersys.embed.autopatch import EngineFactory
 from papersys.embed.coverage import coverage_by_year
-from papersys.embed.engine import Engine
+from papersys.embed.engines.base import Engine
 from papersys.embed.gaps import Coverage
 from papersys.embed.text import text_hash
 from papersys.errors import EngineError, Interrupted, ManifestMismatchError

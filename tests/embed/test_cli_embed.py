@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from support.embedding import add_papers
 
 from papersys.cli import cli, main
-from papersys.embed.engine import Engine
+from papersys.embed.engines.base import Engine
 from papersys.store import embeddings as store
 from papersys.store.layout import Layout
 

@@ -67,7 +67,9 @@ def test_extra_columns_pass_through_classification() -> None:
     exp = expected(("a", "h1"), ("b", "h2")).with_columns(text=pl.Series(["ta", "tb"]))
     classified = classify(exp, stored(("a", "h1", T0, True)))
     assert classified.select("id", "text", pl.col("status").cast(pl.String)).rows() == [
-        ("a", "ta", "valid"), ("b", "tb", "missing")]
+        ("a", "ta", "valid"),
+        ("b", "tb", "missing"),
+    ]
 
 
 def test_orphans_and_coverage_counts() -> None:

@@ -9,7 +9,7 @@ import pytest
 from support.embedding import PAPERS, SIMILAR, UNRELATED, assert_golden, cosine, golden_texts
 
 from papersys.config import DEFAULT_MODEL_NAME, ModelConfig
-from papersys.embed.engine import Engine, check_vectors, resolve_model_path
+from papersys.embed.engines.base import Engine, check_vectors, resolve_model_path
 from papersys.errors import EngineError
 
 
@@ -48,7 +48,7 @@ def test_default_name_resolves_to_the_bundled_copy() -> None:
 
 
 def test_wrong_dim_and_missing_model_are_engine_errors(minilm: Engine, tmp_path: Path) -> None:
-    from papersys.embed.st_engine import SentenceTransformerEngine
+    from papersys.embed.engines.st import SentenceTransformerEngine
 
     with pytest.raises(EngineError, match="produces 384-dim vectors but dim = 512"):
         SentenceTransformerEngine(ModelConfig(dim=512))

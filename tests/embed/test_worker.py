@@ -13,9 +13,9 @@ from support import standin_vllm
 from support.embedding import assert_golden, golden_texts
 
 from papersys.config import ModelConfig
-from papersys.embed.engine import Engine, open_engine
-from papersys.embed.vllm_engine import llm_kwargs
-from papersys.embed.worker import WorkerEngine
+from papersys.embed.engines import Engine, open_engine
+from papersys.embed.engines.vllm import llm_kwargs
+from papersys.embed.engines.worker import WorkerEngine
 from papersys.errors import EngineError
 
 

@@ -144,7 +144,7 @@ def test_deleted_record_removes_the_paper(
 def test_503_with_retry_after_then_success(
     tmp_path: Path, server: OAIServer, papers: list[Paper], runtime: Runtime, sleeps: Sleeps
 ) -> None:
-    from papersys.metrics import Metrics
+    from papersys.daemon.metrics import Metrics
 
     server.faults.at(server.request_count + 2, HTTPStatus.arxiv_503(retry_after=1))
     config = make_config(tmp_path, server.url)

@@ -17,7 +17,7 @@ from papersys.cli import cli, main
 from papersys.config import IngestConfig
 from papersys.errors import Interrupted, SnapshotError
 from papersys.ingest.records import MetadataBatch
-from papersys.ingest.snapshot import SnapshotReport, load_snapshot
+from papersys.ingest.snapshot.load import SnapshotReport, load_snapshot
 from papersys.runtime import ProgressTask, Runtime
 from papersys.store.ids import paper_year
 from papersys.store.layout import Layout

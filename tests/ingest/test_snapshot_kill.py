@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 from support.snapshots import bulk_snapshot
 
 from papersys.config import load_config
-from papersys.ingest.snapshot import load_snapshot
+from papersys.ingest.snapshot.load import load_snapshot
 from papersys.runtime import Runtime
 from papersys.store.layout import Layout
 from papersys.store.metadata import scan_all

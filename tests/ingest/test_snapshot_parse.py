@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from papersys.ingest.sets import RecordFilter
-from papersys.ingest.snapshot_parse import BadRecord, map_chunk, parse_line
+from papersys.ingest.snapshot.parse import BadRecord, map_chunk, parse_line
 
 
 def kaggle(**fields: Any) -> dict[str, Any]:

@@ -42,8 +42,20 @@ def test_repair_id(raw: str | None, expected: tuple[str | None, str]) -> None:
 
 
 def test_normalize_ids_matches_repair_id_row_by_row() -> None:
-    raw = ["2401.00001", "2401.00001v2", "2402.033", None, "junk", "hep-th/9901001", "2402.033", "1401.1234",
-           "0703.0001", "0701.1234", "0704.0001", "0712.9999"]  # new-style ids began in 0704
+    raw = [
+        "2401.00001",
+        "2401.00001v2",
+        "2402.033",
+        None,
+        "junk",
+        "hep-th/9901001",
+        "2402.033",
+        "1401.1234",
+        "0703.0001",
+        "0701.1234",
+        "0704.0001",
+        "0712.9999",
+    ]  # new-style ids began in 0704
     out = normalize_ids(pl.Series(raw, dtype=pl.String))
     assert list(zip(out["id"].to_list(), out["status"].cast(pl.String).to_list(), strict=True)) == [
         repair_id(r) for r in raw

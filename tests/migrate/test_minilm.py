@@ -13,7 +13,7 @@ from support.legacy import NAN, gen1_row, migrate, write_gen1
 
 from papersys import service
 from papersys.config import Config
-from papersys.embed.engine import Engine
+from papersys.embed.engines.base import Engine
 from papersys.store import embeddings as store
 from papersys.store.layout import Layout
 from papersys.store.metadata import clean_text

@@ -79,8 +79,11 @@ def test_a_kept_float16_manifest_keeps_float16_storage_when_the_model_is_not_con
     write_gen1(legacy / "2023.parquet", [gen1_row("2301.00001", jasper_v1=v)], vectors={"jasper_v1": ("list", 8)})
     model = ModelConfig(alias="jasper_v1", name="NovaSearch/jasper_en_vision_language_v1", dim=8, dtype="float16")
     migrate(Config(data_dir=tmp_path / "data", embedding={"models": (model,)}), legacy)  # type: ignore[arg-type]
-    write_gen1(legacy / "2023.parquet", [gen1_row("2301.00001", jasper_v1=v), gen1_row("2301.00002", jasper_v1=v)],
-               vectors={"jasper_v1": ("list", 8)})
+    write_gen1(
+        legacy / "2023.parquet",
+        [gen1_row("2301.00001", jasper_v1=v), gen1_row("2301.00002", jasper_v1=v)],
+        vectors={"jasper_v1": ("list", 8)},
+    )
     migrate(Config(data_dir=tmp_path / "data", embedding={"models": ()}), legacy)  # type: ignore[arg-type]
     layout = Layout(tmp_path / "data")
     assert store.read_manifest(layout, "jasper_v1").dtype == "float16"  # type: ignore[union-attr]

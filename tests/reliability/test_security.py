@@ -21,9 +21,9 @@ from support.papers import synthetic_papers
 
 from papersys import service
 from papersys.config import Config, MetricsConfig, config_from_mapping, load_config
+from papersys.daemon.metrics import Metrics
 from papersys.errors import ConfigError, HarvestError
 from papersys.ingest.oai import _MalformedPage, parse_page
-from papersys.metrics import Metrics
 from papersys.runtime import Runtime
 from papersys.store.jobs import read_jobs
 from papersys.store.layout import Layout

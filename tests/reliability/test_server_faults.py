@@ -20,7 +20,7 @@ from support.papers import synthetic_papers
 
 from papersys import service
 from papersys.config import Config, config_from_mapping
-from papersys.metrics import Metrics
+from papersys.daemon.metrics import Metrics
 from papersys.runtime import Runtime
 from papersys.store.layout import Layout
 from papersys.store.metadata import read_deletions, scan_all

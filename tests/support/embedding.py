@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from papersys.config import Config, config_from_mapping
-from papersys.embed.engine import Engine, Vectors
+from papersys.embed.engines.base import Engine, Vectors
 from papersys.store.layout import Layout
 from papersys.store.metadata import upsert
 from support.builders import frame, row

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from papersys.ingest.ahead import pipeline
+from papersys.ingest.prefetch import pipeline
 
 
 def test_results_come_in_order_from_worker_threads() -> None:

@@ -1,17 +1,16 @@
-"""The engine interface (``dim``, ``embed``, ``close``), model resolution, vector checks, and the factory."""
+"""The engine interface (``dim``, ``embed``, ``close``), model path resolution, and the vector check."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from papersys.config import DEFAULT_MODEL_NAME, ModelConfig
+from papersys.config import DEFAULT_MODEL_NAME
 from papersys.errors import EngineError
 
 Vectors = npt.NDArray[np.float32]
@@ -55,23 +54,3 @@ def check_vectors(model: str, vectors: object, count: int, dim: int) -> Vectors:
         what = "non-finite" if not finite[bad[0]] else "all-zero"
         raise EngineError(model, f"returned {bad.size} invalid vector(s) (row {int(bad[0])} is {what})")
     return array
-
-
-def inline_engine(model: ModelConfig) -> Engine:
-    """The engine of ``model`` in this process (what a spawned worker runs, too)."""
-    if model.backend == "vllm":
-        from papersys.embed.vllm_engine import VllmEngine
-
-        return VllmEngine(model)
-    from papersys.embed.st_engine import SentenceTransformerEngine
-
-    return SentenceTransformerEngine(model)
-
-
-def open_engine(model: ModelConfig, *, log_path: Path) -> Engine:
-    """The engine ``model`` asks for: inline, or in a spawned worker (always for vllm)."""
-    if model.backend == "vllm" or model.isolation == "spawn":
-        from papersys.embed.worker import WorkerEngine
-
-        return WorkerEngine(model, log_path=log_path)
-    return inline_engine(model)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from papersys.config import ModelConfig
-from papersys.embed.engine import Vectors, check_vectors, resolve_model_path
+from papersys.embed.engines.base import Vectors, resolve_model_path
 from papersys.errors import EngineError
 
 
@@ -54,7 +54,7 @@ class SentenceTransformerEngine:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return check_vectors(self.model.alias, out, len(texts), self._dim)
+        return np.asarray(out, dtype=np.float32)  # checked once, where vectors enter the store (autopatch)
 
     def close(self) -> None:
         self._st = None

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,9 +12,10 @@ from typing import Any
 import click
 
 from papersys import __version__
+from papersys.cli.console import INTERRUPTED_EXIT, print_error, progress_runtime, report_text, setup_logging
 from papersys.config import Config, load_config
 from papersys.errors import PapersysError, UsageError
-from papersys.runtime import Runtime
+from papersys.report import Report
 
 log = logging.getLogger("papersys")
 
@@ -33,35 +31,14 @@ class _State:
             config = load_config(self.config_path)
             if self.data_dir:
                 config = config.model_copy(update={"data_dir": Path(self.data_dir).resolve()})
-            _setup_logging(config.log_level)
+            setup_logging(config.log_level)
             self._config = config
         return self._config
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
-@contextmanager
-def _runtime() -> Iterator[Runtime]:
-    """A runtime whose progress is a rich bar on a TTY and periodic log lines otherwise."""
-    from papersys.progress import LogProgress, RichProgress  # rich costs ~0.1 s: not for status/--help
-
-    sink: RichProgress | LogProgress = RichProgress() if sys.stderr.isatty() else LogProgress()
-    with sink:
-        yield Runtime(progress=sink)
-
-
-def _emit(report: Any, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True, default=str))
-    else:
-        for line in report.summary():
-            click.echo(line)
+def _emit(report: Report, as_json: bool) -> None:
+    for line in report_text(report, as_json=as_json):
+        click.echo(line)
 
 
 def _parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
@@ -121,7 +98,7 @@ def ingest(
 
     if snapshot is not None and (start or until or sets):
         raise UsageError("--snapshot cannot be combined with --from, --until or --set")
-    with _runtime() as runtime:
+    with progress_runtime() as runtime:
         if snapshot is not None:
             report: Any = service.ingest_snapshot(state.config(), snapshot, dry_run=dry_run, runtime=runtime)
         else:
@@ -140,7 +117,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     report = service.status(ctx.obj.config())
     if not as_json and sys.stdout.isatty():
-        from papersys.status_view import render_status
+        from papersys.cli.status_view import render_status
 
         render_status(report)
     else:
@@ -156,7 +133,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_obj
 def serve(state: _State, run_now: bool) -> None:
     """Run the daemon: scheduled ingest + autopatch, Prometheus metrics; stops cleanly on SIGTERM/SIGINT."""
-    from papersys.scheduler import run_daemon
+    from papersys.daemon.scheduler import run_daemon
 
     outcomes = run_daemon(state.config(), run_now=run_now)
     click.echo(f"papersys daemon stopped after {len(outcomes)} job run(s)")
@@ -180,7 +157,7 @@ def autopatch(
     """Embed every paper that lacks a valid, current vector (newest years first)."""
     from papersys import service
 
-    with _runtime() as runtime:
+    with progress_runtime() as runtime:
         report = service.embed_autopatch(
             state.config(), models=models, limit=limit, dry_run=dry_run, reembed=reembed, runtime=runtime
         )
@@ -203,8 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     _run(cli, argv)
 
 
-def _run(command: Callable[..., Any] | click.Command, argv: list[str] | None) -> None:
-    assert isinstance(command, click.Command)
+def _run(command: click.Command, argv: list[str] | None) -> None:
     try:
         # non-standalone click returns ctx.exit()'s code instead of exiting
         code = command.main(args=argv, prog_name="papersys", standalone_mode=False)
@@ -212,15 +188,10 @@ def _run(command: Callable[..., Any] | click.Command, argv: list[str] | None) ->
         sys.exit(exc.exit_code)
     except click.Abort:
         click.echo("error: aborted", err=True)
-        sys.exit(130)
+        sys.exit(INTERRUPTED_EXIT)
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
-    except PapersysError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
-            click.echo(f"error: {line}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        sys.exit(130)
+    except (PapersysError, KeyboardInterrupt) as exc:
+        sys.exit(print_error(exc))
     sys.exit(code if isinstance(code, int) else 0)

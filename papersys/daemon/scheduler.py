@@ -1,7 +1,7 @@
 """``papersys serve``: APScheduler 3 BlockingScheduler running the same service calls as the CLI.
 
 Jobs ``ingest`` and ``embed-autopatch`` fire from cron expressions; a failing job is logged with its
-traceback (run_job already recorded and counted it) and the daemon lives on. SIGTERM/SIGINT set the
+traceback (jobrun.run_job already recorded and counted it) and the daemon lives on. SIGTERM/SIGINT set the
 shared cancel event, so running jobs stop at their next safe point and the daemon exits 0.
 """
 
@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
-from papersys import locks, service
+from papersys import service
 from papersys.config import Config
-from papersys.cron import check_timezone, cron_trigger
+from papersys.daemon.cron import check_timezone, cron_trigger
+from papersys.daemon.metrics import Metrics
 from papersys.errors import Interrupted, PapersysError
-from papersys.metrics import Metrics
-from papersys.progress import LogProgress
-from papersys.runtime import NullObserver, Observer, Runtime
+from papersys.runtime import LogProgress, NullObserver, Observer, Runtime
+from papersys.store import locks
 from papersys.store.atomic import write_json
 from papersys.store.layout import Layout
 from papersys.store.verify import check_data_dir
@@ -71,8 +71,9 @@ class Daemon:
     def runtime(self) -> Runtime:
         return Runtime(cancel=self.cancel, observer=self.observer, progress=LogProgress(), trigger="schedule")
 
-    def run_job(self, name: str) -> str:
-        """Run one job to its end; never raises (the daemon must outlive its jobs)."""
+    def run_guarded(self, name: str) -> str:
+        """Run one scheduled job to its end and return its outcome; never raises (the daemon must outlive
+        its jobs), unlike ``jobrun.run_job``, which records a job and re-raises its error."""
         lock = self._job_locks.setdefault(name, threading.Lock())
         # the same job never runs twice at once in this daemon: a cron run firing during the --run-now
         # run of that job is skipped, as APScheduler's max_instances would skip it
@@ -90,7 +91,7 @@ class Daemon:
             except Interrupted:
                 outcome = "interrupted"
                 log.info("job %s stopped at a safe point", name)
-            except Exception:  # recorded and counted by run_job; logged here with its traceback
+            except Exception:  # recorded and counted by jobrun.run_job; logged here with its traceback
                 outcome = "error"
                 log.exception("job %s failed", name)
             finally:
@@ -103,7 +104,7 @@ class Daemon:
 
     def _startup(self) -> None:
         for name in (INGEST, EMBED):
-            if self.run_job(name) == "interrupted":
+            if self.run_guarded(name) == "interrupted":
                 return
 
     def build(self, *, run_now: bool = False) -> Any:
@@ -118,7 +119,7 @@ class Daemon:
         options = {"coalesce": True, "max_instances": 1, "misfire_grace_time": sched.misfire_grace_s}
         for name, expr in ((INGEST, sched.ingest_cron), (EMBED, sched.embed_cron)):
             self._triggers[name] = cron_trigger(expr, sched.timezone)
-            scheduler.add_job(self.run_job, self._triggers[name], args=[name], id=name, name=name, **options)
+            scheduler.add_job(self.run_guarded, self._triggers[name], args=[name], id=name, name=name, **options)
         if run_now:
             scheduler.add_job(self._startup, "date", run_date=datetime.now(UTC), id=STARTUP, name=STARTUP)
         self._scheduler = scheduler
@@ -169,7 +170,7 @@ class Daemon:
             watcher.start()
             from apscheduler.events import EVENT_SCHEDULER_STARTED
 
-            # job runs refresh daemon.json themselves (run_job); this covers the start
+            # job runs refresh daemon.json themselves (run_guarded); this covers the start
             scheduler.add_listener(lambda _e: self._write_state(), EVENT_SCHEDULER_STARTED)
             try:
                 log.info("papersys daemon started (pid %d); metrics at %s", os.getpid(), self.metrics_address)

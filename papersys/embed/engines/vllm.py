@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from papersys.config import ModelConfig
-from papersys.embed.engine import Vectors, check_vectors, resolve_model_path
+from papersys.embed.engines.base import Vectors, resolve_model_path
 from papersys.errors import EngineError
 
 RUNNER_SINCE = (0, 10)  # vLLM 0.10 replaced task="embed" by runner="pooling"
@@ -82,7 +82,7 @@ class VllmEngine:
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.empty((0, self._dim), dtype=np.float32)
-        return check_vectors(self.model.alias, self._run(texts), len(texts), self._dim)
+        return self._run(texts)  # checked once, where vectors enter the store (autopatch)
 
     def close(self) -> None:
         self._llm = None

@@ -18,10 +18,10 @@ from pathlib import Path
 from papersys.config import IngestConfig
 from papersys.faults import crash_point
 from papersys.ingest.sets import RecordFilter
-from papersys.ingest.snapshot_io import open_lines
-from papersys.ingest.snapshot_parse import MAX_BAD_SAMPLES, ChunkResult, map_chunk
-from papersys.ingest.snapshot_report import SnapshotReport, watermark_plan
-from papersys.ingest.snapshot_state import (
+from papersys.ingest.snapshot.io import open_lines
+from papersys.ingest.snapshot.parse import MAX_BAD_SAMPLES, ChunkResult, map_chunk
+from papersys.ingest.snapshot.report import SnapshotReport, watermark_plan
+from papersys.ingest.snapshot.state import (
     Counts,
     FileIdentity,
     SnapshotCheckpoint,

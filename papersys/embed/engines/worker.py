@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from papersys.config import ModelConfig
-from papersys.embed.engine import Vectors, check_vectors
+from papersys.embed.engines.base import Vectors
 from papersys.errors import EngineError
 
 _POLL_S = 0.25  # liveness is checked this often while waiting for a reply
@@ -82,7 +82,8 @@ class WorkerEngine:
         reply = self._wait(self.model.worker_timeout_s, f"for a batch of {len(texts)}")
         if reply[0] != "ok":
             raise EngineError(self.model.alias, f"worker failed on a batch: {reply[1]}")
-        return check_vectors(self.model.alias, reply[1], len(texts), self._dim)
+        vectors: Vectors = reply[1]  # checked once, where vectors enter the store (autopatch)
+        return vectors
 
     def close(self) -> None:
         """Ask the child to exit, then make sure it has (kill after a grace period)."""
@@ -154,7 +155,7 @@ def child_main(conn: Connection, model_dump: dict[str, Any], log_path: str) -> N
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes us
     model = ModelConfig.model_validate(model_dump)
     try:
-        from papersys.embed.engine import inline_engine
+        from papersys.embed.engines import inline_engine
 
         engine = inline_engine(model)
     except BaseException as exc:

@@ -1,0 +1,1 @@
+"""The long-running daemon: the APScheduler loop, cron parsing, and the Prometheus metrics it serves."""
