@@ -86,6 +86,7 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None) -> No
 @click.pass_obj
 def ingest(
     state: _State,
+    *,
     start: date | None,
     until: date | None,
     sets: tuple[str, ...],
@@ -152,7 +153,7 @@ def embed() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 def autopatch(
-    state: _State, models: tuple[str, ...], limit: int | None, dry_run: bool, reembed: bool, as_json: bool
+    state: _State, *, models: tuple[str, ...], limit: int | None, dry_run: bool, reembed: bool, as_json: bool
 ) -> None:
     """Embed every paper that lacks a valid, current vector (newest years first)."""
     from papersys import service
