@@ -8,27 +8,30 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 from papersys.config import IngestConfig, is_set_spec
 from papersys.errors import HarvestError, UsageError
 from papersys.faults import crash_point
+from papersys.ingest.harvest_report import IngestReport, SetReport
 from papersys.ingest.oai import BadResumptionToken, OAIClient
-from papersys.ingest.parse import PageStats, ParsedPage, parse_page_records
+from papersys.ingest.parse import ParsedPage, parse_page_records
 from papersys.ingest.prefetch import pipeline
 from papersys.ingest.sets import category_names
 from papersys.ingest.spool import Spool
+from papersys.ingest.walker import PageStats
 from papersys.ingest.windows import plan_windows, resolve_start
 from papersys.runtime import Runtime
 from papersys.store.layout import Layout
 from papersys.store.metadata import YearChange
 from papersys.store.state import Checkpoint, WindowInProgress, load_state, save_state, set_key
 from papersys.store.verify import verify_metadata_store
+
+__all__ = ["HarvestRequest", "IngestReport", "SetReport", "run_harvest"]
 
 log = logging.getLogger(__name__)
 SPOOL_BATCH = 25_000  # rows buffered in memory before they are written to the spool
@@ -60,78 +63,6 @@ class HarvestRequest:
         return cls(start, until, chosen, dry_run)
 
 
-@dataclass(frozen=True)
-class SetReport:
-    set: str
-    start: date
-    until: date
-    reason: str
-    windows: int
-    watermark: date | None  # after the run
-
-
-@dataclass(frozen=True)
-class IngestReport:
-    sets: tuple[SetReport, ...]
-    pages: int
-    records: int
-    new: int
-    updated: int
-    unchanged: int
-    deleted: int
-    superseded: int
-    filtered: int
-    invalid: int
-    requests: int
-    retries: int
-    window_restarts: int
-    years: dict[int, int] = field(default_factory=dict)  # year → rows new/updated/deleted there
-    seconds: float = 0.0
-    dry_run: bool = False
-
-    def counts(self) -> dict[str, int]:
-        return {
-            k: getattr(self, k)
-            for k in (
-                "pages",
-                "records",
-                "new",
-                "updated",
-                "unchanged",
-                "deleted",
-                "superseded",
-                "filtered",
-                "invalid",
-                "requests",
-                "retries",
-            )
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["years"] = {str(y): n for y, n in sorted(self.years.items())}
-        for s in data["sets"]:
-            for key in ("start", "until", "watermark"):
-                s[key] = s[key].isoformat() if s[key] else None
-        return data
-
-    def summary(self) -> list[str]:
-        lines = []
-        for s in self.sets:
-            lines.append(f"set {s.set}: {s.start} .. {s.until} in {s.windows} window(s) — {s.reason}")
-        years = ", ".join(f"{y}: {n}" for y, n in sorted(self.years.items())) or "none"
-        lines.append(
-            f"{'[dry run] ' if self.dry_run else ''}{self.pages} pages, {self.records} records: "
-            f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged, {self.deleted} deleted"
-            f"{f', {self.superseded} older than stored' if self.superseded else ''}"
-            f"{f', {self.filtered} filtered out' if self.filtered else ''}"
-            f"{f', {self.invalid} unusable' if self.invalid else ''}"
-        )
-        lines.append(f"years touched: {years}")
-        lines.append(f"{self.requests} requests ({self.retries} retries) in {self.seconds:.1f}s")
-        return lines
-
-
 @dataclass
 class _Tally:
     pages: int = 0
@@ -148,6 +79,31 @@ class _Tally:
             self.years[change.year] += touched
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every window of one harvest works with."""
+
+    cfg: IngestConfig
+    layout: Layout
+    runtime: Runtime
+    client: OAIClient
+    tally: _Tally
+    dry_run: bool
+    spools: Layout  # where window spools go: the data dir, or a scratch directory in a dry run
+    wanted: frozenset[str]  # ingest.categories with the snapshot loader's equivalences
+
+
+@dataclass(frozen=True)
+class _Window:
+    spec: str | None
+    lo: date
+    hi: date
+
+    @property
+    def label(self) -> str:
+        return f"{set_key(self.spec)} {self.lo}..{self.hi}"
+
+
 def run_harvest(cfg: IngestConfig, layout: Layout, request: HarvestRequest, runtime: Runtime) -> IngestReport:
     started = time.monotonic()
     verify_metadata_store(layout)  # a torn year file fails now, not at the merge after a long harvest
@@ -159,6 +115,16 @@ def run_harvest(cfg: IngestConfig, layout: Layout, request: HarvestRequest, runt
     tally = _Tally()
     set_reports = []
     scratch = Path(tempfile.mkdtemp(prefix="papersys-dry-run-")) if request.dry_run else None
+    run = _Run(
+        cfg=cfg,
+        layout=layout,
+        runtime=runtime,
+        client=client,
+        tally=tally,
+        dry_run=request.dry_run,
+        spools=layout if scratch is None else Layout(scratch),
+        wanted=category_names(cfg.categories),  # the same category equivalences as the snapshot loader
+    )
     try:
         for spec in request.sets:
             key = set_key(spec)
@@ -173,11 +139,10 @@ def run_harvest(cfg: IngestConfig, layout: Layout, request: HarvestRequest, runt
             log.info("harvest set %s: %s .. %s (%s)", key, point.start, until, point.reason)
             windows = plan_windows(point.start, until, cfg.window_days)
             for lo, hi in windows:
-                spool_dir = (scratch or layout.spool_dir) / f"oai-{key.replace(':', '_')}"
                 if not request.dry_run:
                     state = state.with_window(WindowInProgress(key, lo, hi, runtime.clock()))
                     save_state(layout, state)
-                _harvest_window(client, cfg, layout, spool_dir, spec, lo, hi, request.dry_run, runtime, tally)
+                _harvest_window(run, _Window(spec, lo, hi))
                 if not request.dry_run:
                     previous = state.watermark(key)
                     # never move a watermark back: a backfill of an old range leaves it where it was
@@ -216,63 +181,60 @@ def _spool(spool: Spool, pending: list[ParsedPage]) -> None:
         pending.clear()
 
 
-def _harvest_window(
-    client: OAIClient,
-    cfg: IngestConfig,
-    layout: Layout,
-    spool_dir: Path,
-    spec: str | None,
-    lo: date,
-    hi: date,
-    dry_run: bool,
-    runtime: Runtime,
-    tally: _Tally,
-) -> None:
+def _spool_pages(run: _Run, window: _Window, spool: Spool) -> tuple[int, PageStats]:
+    """Fetch, parse and spool every page of the window once; returns the pages and what their records were."""
+    cfg, runtime = run.cfg, run.runtime
+    pages = PageStats()
+    n_pages = 0
+    pending: list[ParsedPage] = []
+    buffered = 0
+    task = runtime.progress.task(f"harvest {window.label}", unit="records")
+    try:
+        pages_in = run.client.pages(
+            metadata_prefix=cfg.metadata_prefix, start=window.lo, until=window.hi, set_spec=window.spec
+        )
+        for page, parsed in pipeline(pages_in, lambda p: (p, parse_page_records(p.root, categories=run.wanted))):
+            pending.append(parsed)
+            buffered += parsed.records.height + parsed.deletions.height
+            if buffered >= SPOOL_BATCH:
+                _spool(spool, pending)
+                buffered = 0
+            crash_point("harvest.page")
+            n_pages += 1
+            pages.add(parsed.stats)
+            if page.complete_list_size:
+                task.update(total=page.complete_list_size)
+            task.advance(parsed.stats.seen)
+            runtime.observer.harvest_records(parsed.stats.records + parsed.stats.deleted)
+            runtime.check_cancel()
+        _spool(spool, pending)
+    finally:
+        task.close()
+    return n_pages, pages
+
+
+def _harvest_window(run: _Run, window: _Window) -> None:
     """Spool every page of one window, then merge it; nothing is merged unless every page arrived."""
-    label = f"{set_key(spec)} {lo}..{hi}"
-    wanted = category_names(cfg.categories)  # the same category equivalences as the snapshot loader
     restarts = 0
     while True:
-        spool = Spool(spool_dir)
+        spool = Spool(run.spools.harvest_spool_dir(set_key(window.spec)))
         spool.clear()  # a spool left by a killed run is partial: the window starts over
-        pages = PageStats()
-        n_pages = 0
-        pending: list[ParsedPage] = []
-        buffered = 0
-        task = runtime.progress.task(f"harvest {label}", unit="records")
         try:
-            pages_in = client.pages(metadata_prefix=cfg.metadata_prefix, start=lo, until=hi, set_spec=spec)
-            for page, parsed in pipeline(pages_in, lambda p: (p, parse_page_records(p.root, categories=wanted))):
-                pending.append(parsed)
-                buffered += parsed.records.height + parsed.deletions.height
-                if buffered >= SPOOL_BATCH:
-                    _spool(spool, pending)
-                    buffered = 0
-                crash_point("harvest.page")
-                n_pages += 1
-                pages.add(parsed.stats)
-                if page.complete_list_size:
-                    task.update(total=page.complete_list_size)
-                task.advance(parsed.stats.seen)
-                runtime.observer.harvest_records(parsed.stats.records + parsed.stats.deleted)
-                runtime.check_cancel()
-            _spool(spool, pending)
+            n_pages, pages = _spool_pages(run, window, spool)
             break
         except BadResumptionToken as exc:
             restarts += 1
-            tally.restarts += 1
-            runtime.observer.harvest_retry("bad_resumption_token")
-            if restarts > cfg.max_retries:
-                raise HarvestError(label, f"resumption token rejected {restarts} times ({exc})") from exc
-            log.warning("%s: resumption token rejected (%s); restarting the window", label, exc)
-        finally:
-            task.close()
-    result = spool.merge(layout, dry_run=dry_run, on_year=tally.add_change)
-    if not dry_run:
+            run.tally.restarts += 1
+            run.runtime.observer.harvest_retry("bad_resumption_token")
+            if restarts > run.cfg.max_retries:
+                raise HarvestError(window.label, f"resumption token rejected {restarts} times ({exc})") from exc
+            log.warning("%s: resumption token rejected (%s); restarting the window", window.label, exc)
+    result = spool.merge(run.layout, dry_run=run.dry_run, on_year=run.tally.add_change)
+    if not run.dry_run:
         crash_point("harvest.merged")  # every year merged, spool and checkpoint not yet cleared/advanced
     log.info(
         "%s: %d pages, %d records, %d deletions merged (%d new, %d updated)",
-        label,
+        window.label,
         n_pages,
         pages.records,
         pages.deleted,
@@ -280,5 +242,5 @@ def _harvest_window(
         result.total("updated"),
     )
     spool.clear()
-    tally.pages += n_pages
-    tally.stats.add(pages)
+    run.tally.pages += n_pages
+    run.tally.stats.add(pages)

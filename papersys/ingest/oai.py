@@ -48,6 +48,15 @@ class _MalformedPage(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """A request that failed in a way worth retrying."""
+
+    outcome: str  # the label of the requests/retries metrics: timeout, connection_error, malformed, http_503 …
+    why: str
+    delay: float  # seconds to wait before the next attempt
+
+
 def _strict_parser() -> etree.XMLParser:
     # no entity expansion, no DTD or network fetches, no silent repair of broken documents
     return etree.XMLParser(
@@ -138,55 +147,68 @@ class OAIClient:
         """GET one page, retrying what is worth retrying; returns the strictly parsed document."""
         attempt = 0
         while True:
-            self.runtime.check_cancel()
-            self._space()
-            self.requests += 1
-            delay: float
-            try:
-                resp = self.session.get(self.cfg.base_url, params=params, timeout=self.cfg.timeout_s)
-                content = resp.content  # reading the body can itself fail (reset mid-body)
-            except requests.Timeout:
-                outcome, why, delay = "timeout", f"no answer within {self.cfg.timeout_s:g}s", self._backoff(attempt)
-            except (
-                requests.ConnectionError,
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-            ) as exc:
-                outcome, why, delay = (
-                    "connection_error",
-                    f"connection failed ({type(exc).__name__})",
-                    self._backoff(attempt),
-                )
-            except requests.RequestException as exc:
-                self.runtime.observer.harvest_request("error")
-                raise HarvestError(self._describe(params), f"request failed: {self._redact(str(exc))}") from exc
-            else:
-                if resp.status_code == 200:
-                    try:
-                        root = parse_page(content)
-                    except _MalformedPage as exc:
-                        outcome, why, delay = "malformed", str(exc), self._backoff(attempt)
-                    else:
-                        self.runtime.observer.harvest_request("ok")
-                        return root
-                elif resp.status_code in RETRY_STATUS or resp.status_code >= 500:
-                    outcome, why = f"http_{resp.status_code}", f"HTTP {resp.status_code}"
-                    hinted = retry_after_seconds(resp.headers.get("Retry-After"), self.runtime.clock())
-                    delay = self._backoff(attempt) if hinted is None else hinted
-                    delay = min(delay, self.cfg.max_retry_after_s)
-                else:
-                    self.runtime.observer.harvest_request(f"http_{resp.status_code}")
-                    raise HarvestError(self._describe(params), f"HTTP {resp.status_code} (not retried)")
-            self.runtime.observer.harvest_request(outcome)
-            if attempt >= self.cfg.max_retries:
-                raise HarvestError(self._describe(params), f"{why}; gave up after {attempt + 1} attempts")
+            answer = self._attempt(params, attempt)
+            if not isinstance(answer, _Failure):
+                return answer
+            self._retry_or_give_up(params, attempt, answer)
             attempt += 1
-            self.retries += 1
-            self.runtime.observer.harvest_retry(outcome)
-            log.warning(
-                "%s: %s; retry %d/%d in %.1fs", self._describe(params), why, attempt, self.cfg.max_retries, delay
-            )
-            self.runtime.sleep(delay)
+
+    def _attempt(self, params: dict[str, Any], attempt: int) -> etree._Element | _Failure:
+        """One spaced request: the parsed page, a failure worth retrying, or HarvestError."""
+        self.runtime.check_cancel()
+        self._space()
+        self.requests += 1
+        try:
+            resp = self.session.get(self.cfg.base_url, params=params, timeout=self.cfg.timeout_s)
+            content = resp.content  # reading the body can itself fail (reset mid-body)
+        except requests.Timeout:
+            return _Failure("timeout", f"no answer within {self.cfg.timeout_s:g}s", self._backoff(attempt))
+        except (
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
+            return _Failure("connection_error", f"connection failed ({type(exc).__name__})", self._backoff(attempt))
+        except requests.RequestException as exc:
+            self.runtime.observer.harvest_request("error")
+            raise HarvestError(self._describe(params), f"request failed: {self._redact(str(exc))}") from exc
+        return self._answer(params, resp, content, attempt)
+
+    def _answer(
+        self, params: dict[str, Any], resp: requests.Response, content: bytes, attempt: int
+    ) -> etree._Element | _Failure:
+        """What an HTTP answer means: the page, a failure worth retrying, or HarvestError (other 4xx)."""
+        status = resp.status_code
+        if status == 200:
+            try:
+                root = parse_page(content)
+            except _MalformedPage as exc:
+                return _Failure("malformed", str(exc), self._backoff(attempt))
+            self.runtime.observer.harvest_request("ok")
+            return root
+        if status in RETRY_STATUS or status >= 500:
+            hinted = retry_after_seconds(resp.headers.get("Retry-After"), self.runtime.clock())
+            delay = self._backoff(attempt) if hinted is None else hinted
+            return _Failure(f"http_{status}", f"HTTP {status}", min(delay, self.cfg.max_retry_after_s))
+        self.runtime.observer.harvest_request(f"http_{status}")
+        raise HarvestError(self._describe(params), f"HTTP {status} (not retried)")
+
+    def _retry_or_give_up(self, params: dict[str, Any], attempt: int, failure: _Failure) -> None:
+        """Count the failed request; wait before the next attempt, or raise HarvestError when none is left."""
+        self.runtime.observer.harvest_request(failure.outcome)
+        if attempt >= self.cfg.max_retries:
+            raise HarvestError(self._describe(params), f"{failure.why}; gave up after {attempt + 1} attempts")
+        self.retries += 1
+        self.runtime.observer.harvest_retry(failure.outcome)
+        log.warning(
+            "%s: %s; retry %d/%d in %.1fs",
+            self._describe(params),
+            failure.why,
+            attempt + 1,
+            self.cfg.max_retries,
+            failure.delay,
+        )
+        self.runtime.sleep(failure.delay)
 
     def _redact(self, text: str) -> str:
         """A third-party message with any credential masked (it ends up in logs and jobs.jsonl)."""

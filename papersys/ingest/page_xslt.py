@@ -12,7 +12,23 @@ import re
 import polars as pl
 from lxml import etree
 
+from papersys.ingest.fields import AUTHOR_PARTS
+
 FIELD, RECORD, PART, AUTHOR = "\ue000", "\ue001", "\ue002", "\ue003"
+# metadata column → the element both formats hold it in (the tree walker reads the same table)
+TEXT_ELEMENTS = {
+    "title": "title",
+    "abstract": "abstract",
+    "categories": "categories",
+    "doi": "doi",
+    "journal_ref": "journal-ref",
+    "comments": "comments",
+    "license": "license",
+}
+# One row per record, one column per name. ``fmt`` is "a" (arXiv), "r" (arXivRaw) or "" (anything else);
+# ``authors`` holds arXiv's structured names (``AUTHOR_PARTS`` joined by PART, each name ended by AUTHOR) or
+# arXivRaw's author string; ``created``/``updated`` the arXiv format's dates; ``versions`` arXivRaw's history
+# (label PART date, each version ended by AUTHOR).
 COLUMNS = (
     "identifier",
     "datestamp",
@@ -24,7 +40,7 @@ COLUMNS = (
     "categories",
     "created",
     "updated",
-    "nversions",
+    "versions",
     "doi",
     "journal_ref",
     "comments",
@@ -34,33 +50,33 @@ COLUMNS = (
 _F, _P, _A = "&#xE000;", "&#xE002;", "&#xE003;"
 
 
+def _body(prefix: str, fmt: str, special: dict[str, str]) -> str:
+    """The fields of one record's metadata in ``COLUMNS`` order (after the header's three)."""
+    values = {"fmt": f"<xsl:text>{fmt}</xsl:text>", "created": "", "updated": "", "versions": ""}
+    values |= {column: f'<xsl:value-of select="{prefix}:{element}"/>' for column, element in TEXT_ELEMENTS.items()}
+    values |= special
+    return _F.join(values[column] for column in COLUMNS[3:])
+
+
 def _arxiv() -> str:
-    authors = (
-        f'<xsl:for-each select="a:authors/a:author"><xsl:value-of select="a:forenames"/>{_P}'
-        f'<xsl:value-of select="a:keyname"/>{_P}<xsl:value-of select="a:suffix"/>{_A}</xsl:for-each>'
-    )
-    return (
-        f'<xsl:text>a</xsl:text>{_F}<xsl:value-of select="a:title"/>{_F}'
-        f'<xsl:value-of select="a:abstract"/>{_F}{authors}{_F}<xsl:value-of select="a:categories"/>{_F}'
-        f'<xsl:value-of select="a:created"/>{_F}<xsl:value-of select="a:updated"/>{_F}{_F}'
-        f'<xsl:value-of select="a:doi"/>{_F}<xsl:value-of select="a:journal-ref"/>{_F}'
-        f'<xsl:value-of select="a:comments"/>{_F}<xsl:value-of select="a:license"/>'
+    parts = _P.join(f'<xsl:value-of select="a:{part}"/>' for part in AUTHOR_PARTS)
+    return _body(
+        "a",
+        "a",
+        {
+            "authors": f'<xsl:for-each select="a:authors/a:author">{parts}{_A}</xsl:for-each>',
+            "created": '<xsl:value-of select="a:created"/>',
+            "updated": '<xsl:value-of select="a:updated"/>',
+        },
     )
 
 
 def _raw() -> str:
     versions = (
-        '<xsl:for-each select="r:version"><xsl:sort select="substring(@version, 2)" data-type="number"/>'
-        '<xsl:if test="position() = {pos}"><xsl:value-of select="r:date"/></xsl:if></xsl:for-each>'
+        f'<xsl:for-each select="r:version"><xsl:value-of select="@version"/>{_P}'
+        f'<xsl:value-of select="r:date"/>{_A}</xsl:for-each>'
     )
-    return (
-        f'<xsl:text>r</xsl:text>{_F}<xsl:value-of select="r:title"/>{_F}'
-        f'<xsl:value-of select="r:abstract"/>{_F}<xsl:value-of select="r:authors"/>{_F}'
-        f'<xsl:value-of select="r:categories"/>{_F}{versions.format(pos="1")}{_F}{versions.format(pos="last()")}'
-        f'{_F}<xsl:value-of select="count(r:version)"/>{_F}<xsl:value-of select="r:doi"/>{_F}'
-        f'<xsl:value-of select="r:journal-ref"/>{_F}<xsl:value-of select="r:comments"/>{_F}'
-        f'<xsl:value-of select="r:license"/>'
-    )
+    return _body("r", "r", {"authors": '<xsl:value-of select="r:authors"/>', "versions": versions})
 
 
 _STYLESHEET = f"""<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"

@@ -1,89 +1,16 @@
-"""Pure helpers that turn arXiv's field conventions into metadata-schema values, and a column builder."""
+"""The column builder: metadata rows accumulated column-wise (cheap per record), then one typed DataFrame.
+
+The rules that make each value (cleaning, authors, categories, dates) live in ``fields``.
+"""
 
 from __future__ import annotations
 
-import re
 from datetime import date
-from email.utils import parsedate_to_datetime
 
 import polars as pl
 
-from papersys.store.metadata import COLUMNS, DELETION_SCHEMA, clean_text, conform
-
-_MONTHS = {
-    m: i
-    for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)
-}
-_SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv", "v"})
-_AND = re.compile(r"\s+and\s+|\s*&\s*|\s*;\s*")
-_PARENS = re.compile(r"\([^()]*\)")
-
-
-def optional_text(value: str | None) -> str | None:
-    """Cleaned text, or None for missing/blank values."""
-    if value is None:
-        return None
-    cleaned = clean_text(value)
-    return cleaned or None
-
-
-def format_author(keyname: str | None, forenames: str | None = None, suffix: str | None = None) -> str:
-    """arXiv's (keyname, forenames, suffix) → "Forenames Keyname Suffix"."""
-    # one split over the three parts collapses their whitespace and drops empty ones (hot in bulk loads)
-    return " ".join(f"{forenames or ''} {keyname or ''} {suffix or ''}".split())
-
-
-def split_author_string(authors: str) -> list[str]:
-    """arXivRaw's single author string → names: split on commas, ';', '&' and 'and'; drop affiliations.
-
-    ``"D.V. Shetty, S.J. Yennello, and G.A. Souliotis"`` → three names; ``"A. Smith (MIT), B. Jones"`` →
-    ``["A. Smith", "B. Jones"]``; a lone ``Jr.`` after a comma stays with the name before it.
-    """
-    text = clean_text(authors)
-    while True:  # affiliations may nest: "A (1), B (2) ((1) MIT, (2) CERN)"
-        stripped = _PARENS.sub(" ", text)
-        if stripped == text:
-            break
-        text = stripped
-    names: list[str] = []
-    for chunk in text.split(","):
-        for piece in _AND.split(" " + chunk + " "):
-            name = clean_text(piece)
-            if name.lower().startswith("and "):
-                name = name[4:].strip()
-            if not name or name.lower() == "and":
-                continue
-            if name.lower() in _SUFFIXES and names:
-                names[-1] = f"{names[-1]} {name}"
-            else:
-                names.append(name)
-    return names
-
-
-def split_categories(value: str | None) -> list[str]:
-    """Space-separated categories, primary first, duplicates dropped (order kept)."""
-    if not value:
-        return []
-    return list(dict.fromkeys(value.split()))
-
-
-def parse_iso_date(value: str | None) -> date | None:
-    """``YYYY-MM-DD`` (longer timestamps are cut to their date part) → date; None when missing."""
-    if not value:
-        return None
-    return date.fromisoformat(value.strip()[:10])
-
-
-def parse_rfc2822_date(value: str) -> date:
-    """``Tue, 3 Apr 2007 22:04:11 GMT`` (legacy) or ``Mon, 07 Oct 2024 …`` (current) → its date."""
-    parts = value.split()
-    if len(parts) >= 4 and parts[2][:3].lower() in _MONTHS:
-        try:
-            return date(int(parts[3]), _MONTHS[parts[2][:3].lower()], int(parts[1]))
-        except ValueError:
-            pass
-    return parsedate_to_datetime(value).date()
-
+from papersys.ingest.fields import primary_category
+from papersys.store.metadata import COLUMNS, DELETION_SCHEMA, conform
 
 _LIST_COLUMNS = ("authors", "categories")
 _SEP = "\x1f"  # str.split() treats it as whitespace, so no cleaned name or category contains it
@@ -144,7 +71,7 @@ class MetadataBatch:
         cols["abstract"].append(abstract)
         cols["authors"].append(authors)
         cols["categories"].append(categories)
-        cols["primary_category"].append(categories[0] if categories else None)
+        cols["primary_category"].append(primary_category(categories))
         cols["created"].append(created)
         cols["updated"].append(updated)
         cols["doi"].append(doi)

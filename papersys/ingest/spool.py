@@ -27,7 +27,6 @@ from papersys.store.metadata import (
     upsert,
 )
 
-_DELETIONS = "deletions"
 # spool parts live for one window: lz4 writes several times faster than zstd and still halves the text
 SPOOL_CODEC: Final = "lz4"
 
@@ -36,19 +35,21 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self._seq = 1 + max((int(p.stem) for p in directory.glob("*/*.parquet") if p.stem.isdigit()), default=0)
+        seqs = (Layout.spool_part_seq(part) for part in Layout.spool_parts(directory))
+        self._seq = 1 + max((seq for seq in seqs if seq is not None), default=0)
 
     def add(self, records: pl.DataFrame, deletions: pl.DataFrame | None = None) -> None:
         """Spool one page/chunk: records split by paper year, deletions apart. Rows need valid ids."""
-        seq = f"{self._seq:08d}"
+        seq = self._seq
         self._seq += 1
         if records.height:
             with_year = conform(records).with_columns(_year=year_expr("id"))
             for (year,), part in with_year.partition_by("_year", as_dict=True).items():
-                path = self.directory / str(year) / f"{seq}.parquet"
+                path = Layout.spool_part(self.directory, str(year), seq)
                 write_parquet(part.drop("_year"), path, compression=SPOOL_CODEC)
         if deletions is not None and deletions.height:
-            write_parquet(deletions.select(list(DELETION_SCHEMA)), self.directory / _DELETIONS / f"{seq}.parquet")
+            path = Layout.spool_part(self.directory, Layout.SPOOL_DELETIONS, seq)
+            write_parquet(deletions.select(list(DELETION_SCHEMA)), path)
 
     @property
     def next_seq(self) -> int:
@@ -58,20 +59,19 @@ class Spool:
     def drop_from(self, seq: int) -> int:
         """Delete parts numbered ``seq`` or later (spooled after the caller's last commit point)."""
         dropped = 0
-        for part in self.directory.glob("*/*.parquet"):
-            if part.stem.isdigit() and int(part.stem) >= seq:
+        for part in Layout.spool_parts(self.directory):
+            number = Layout.spool_part_seq(part)
+            if number is not None and number >= seq:
                 part.unlink()
                 dropped += 1
         self._seq = max(seq, 1)
         return dropped
 
     def years(self) -> list[int]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(int(p.name) for p in self.directory.iterdir() if p.is_dir() and p.name.isdigit())
+        return Layout.spool_years(self.directory)
 
     def _read(self, sub: str) -> pl.DataFrame | None:
-        parts = sorted((self.directory / sub).glob("*.parquet"))
+        parts = Layout.spool_parts(self.directory, sub)
         if not parts:
             return None
         # the order of parts is the order of arrival: upsert keeps the last of equal datestamps
@@ -89,7 +89,7 @@ class Spool:
 
         ``skip_years`` are left out (a resumed merge passes the years it already merged).
         """
-        deletions = self._read(_DELETIONS)
+        deletions = self._read(Layout.SPOOL_DELETIONS)
         tombstones = record_tombstones(layout, deletions, dry_run=dry_run)  # read and saved once
         del_years: dict[int, pl.DataFrame] = {}
         if deletions is not None:

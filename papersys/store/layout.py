@@ -100,6 +100,37 @@ class Layout:
     def lock_info_file(self, name: str) -> Path:
         return self.locks_dir / f"{name}.holder.json"
 
+    # spools: parsed records waiting for their merge (ingest/spool.py) ------------------------------------
+    # A spool directory holds parts <partition>/<seq>.parquet: a partition per paper year, and one for
+    # deletions. The directory is the data dir's (below) or, in a dry run, a temporary one.
+    SPOOL_DELETIONS = "deletions"
+
+    def harvest_spool_dir(self, set_key: str) -> Path:
+        """The spool of the window being harvested for one set (``:`` in a set key becomes ``_``)."""
+        return self.spool_dir / f"oai-{set_key.replace(':', '_')}"
+
+    @staticmethod
+    def spool_part(spool: Path, partition: str, seq: int) -> Path:
+        """Part ``seq`` of one partition (a year, or ``SPOOL_DELETIONS``) of the spool at ``spool``."""
+        return spool / partition / f"{seq:08d}.parquet"
+
+    @staticmethod
+    def spool_parts(spool: Path, partition: str = "*") -> list[Path]:
+        """The parts of one partition (of all, by default), in the order they were added."""
+        return sorted(spool.glob(f"{partition}/*.parquet"))
+
+    @staticmethod
+    def spool_part_seq(part: Path) -> int | None:
+        """The sequence number of a spool part; None for any other file."""
+        return int(part.stem) if part.stem.isdigit() else None
+
+    @staticmethod
+    def spool_years(spool: Path) -> list[int]:
+        """The paper years the spool at ``spool`` holds parts for."""
+        if not spool.is_dir():
+            return []
+        return sorted(int(p.name) for p in spool.iterdir() if p.is_dir() and p.name.isdigit())
+
 
 def _years_in(directory: Path) -> list[int]:
     if not directory.is_dir():

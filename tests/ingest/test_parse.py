@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from papersys.ingest.oai import _MalformedPage, parse_page
-from papersys.ingest.parse import parse_page_records, parse_records
+from papersys.ingest.parse import parse_page_records
 from papersys.ingest.records import MetadataBatch
+from papersys.ingest.walker import parse_records
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "oai"
 OAI_HEAD = '<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><ListRecords>'

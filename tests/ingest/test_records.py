@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from papersys.ingest.records import (
+from papersys.ingest.fields import (
     format_author,
     optional_text,
     parse_rfc2822_date,

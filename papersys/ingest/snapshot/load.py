@@ -10,7 +10,7 @@ import logging
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import partial
 from pathlib import Path
@@ -19,21 +19,22 @@ from papersys.config import IngestConfig
 from papersys.faults import crash_point
 from papersys.ingest.sets import RecordFilter
 from papersys.ingest.snapshot.io import open_lines
-from papersys.ingest.snapshot.parse import MAX_BAD_SAMPLES, ChunkResult, map_chunk
-from papersys.ingest.snapshot.report import SnapshotReport, watermark_plan
+from papersys.ingest.snapshot.parse import MAX_BAD_SAMPLES, map_chunk
+from papersys.ingest.snapshot.report import SnapshotReport
 from papersys.ingest.snapshot.state import (
-    Counts,
     FileIdentity,
     SnapshotCheckpoint,
     clear_checkpoint,
     read_checkpoint,
+    resume_refusal,
     save_checkpoint,
 )
+from papersys.ingest.snapshot.watermarks import keys_to_set, watermark_keys, watermark_plan
 from papersys.ingest.spool import Spool
 from papersys.runtime import Runtime
 from papersys.store.layout import Layout
 from papersys.store.metadata import YearChange
-from papersys.store.state import ALL_SETS, Checkpoint, load_state, save_state, set_key
+from papersys.store.state import Checkpoint, load_state, save_state
 from papersys.store.verify import verify_metadata_store
 
 __all__ = ["SnapshotReport", "load_snapshot"]
@@ -43,32 +44,49 @@ log = logging.getLogger(__name__)
 _CHANGE_FIELDS = ("new", "updated", "unchanged", "superseded", "rows")
 
 
-def _add_counts(counts: Counts, lines: int, result: ChunkResult) -> Counts:
-    newest = max((d for d in (counts.newest, result.newest) if d is not None), default=None)
-    return Counts(
-        lines=counts.lines + lines,
-        valid=counts.valid + result.valid,
-        kept=counts.kept + len(result.batch),
-        filtered=counts.filtered + result.filtered,
-        bad=counts.bad + result.bad,
-        bad_samples=(counts.bad_samples + tuple(result.bad_samples))[:MAX_BAD_SAMPLES],
-        newest=newest,
+@dataclass(frozen=True)
+class _Load:
+    """One run of a load: what every step works with, passed as one value."""
+
+    path: Path
+    layout: Layout
+    runtime: Runtime
+    keep: RecordFilter
+    chunk_lines: int
+    keys: tuple[str, ...]  # the watermark keys the load covers
+    dry_run: bool
+    spool: Spool
+    commit: Callable[[SnapshotCheckpoint], None]  # saves the checkpoint (nothing in a dry run)
+
+
+def _spool_chunk(load: _Load, checkpoint: SnapshotCheckpoint, lines: list[bytes]) -> tuple[SnapshotCheckpoint, int]:
+    """Map, spool and commit one chunk; returns the new checkpoint and how many lines were valid."""
+    result = map_chunk(
+        lines,
+        checkpoint.line_no + 1,
+        load.keep,
+        samples_left=MAX_BAD_SAMPLES - len(checkpoint.counts.bad_samples),
     )
+    if len(result.batch):
+        load.spool.add(result.batch.records())
+        crash_point("snapshot.spooled")  # parts written, chunk not committed
+    checkpoint = checkpoint.advance(
+        offset=checkpoint.offset + sum(map(len, lines)),
+        line_no=checkpoint.line_no + len(lines),
+        next_seq=load.spool.next_seq,
+        counts=checkpoint.counts.plus(len(lines), result),
+    )
+    load.commit(checkpoint)
+    crash_point("snapshot.committed")
+    return checkpoint, result.valid
 
 
-def _spool_file(
-    path: Path,
-    spool: Spool,
-    checkpoint: SnapshotCheckpoint,
-    keep: RecordFilter,
-    runtime: Runtime,
-    chunk_lines: int,
-    commit: Callable[[SnapshotCheckpoint], None],
-) -> SnapshotCheckpoint:
+def _spool_file(load: _Load, checkpoint: SnapshotCheckpoint) -> SnapshotCheckpoint:
     """Read from the checkpoint's offset to the end, spooling and committing chunk by chunk."""
+    runtime = load.runtime
     started = runtime.monotonic()
     parsed = 0
-    with open_lines(path) as stream:
+    with open_lines(load.path) as stream:
         progress = runtime.progress.task("snapshot", total=checkpoint.file.size, unit="B")
         try:
             stream.skip_to(checkpoint.offset)
@@ -76,29 +94,11 @@ def _spool_file(
             progress.advance(shown)
             while True:
                 runtime.check_cancel()
-                lines = stream.read_chunk(chunk_lines)
+                lines = stream.read_chunk(load.chunk_lines)
                 if not lines:
                     break
-                result = map_chunk(
-                    lines,
-                    checkpoint.line_no + 1,
-                    keep,
-                    samples_left=MAX_BAD_SAMPLES - len(checkpoint.counts.bad_samples),
-                )
-                kept = len(result.batch)
-                if kept:
-                    spool.add(result.batch.records())
-                    crash_point("snapshot.spooled")  # parts written, chunk not committed
-                counts = _add_counts(checkpoint.counts, len(lines), result)
-                checkpoint = checkpoint.advance(
-                    offset=checkpoint.offset + sum(map(len, lines)),
-                    line_no=checkpoint.line_no + len(lines),
-                    next_seq=spool.next_seq,
-                    counts=counts,
-                )
-                commit(checkpoint)
-                crash_point("snapshot.committed")
-                parsed += result.valid
+                checkpoint, valid = _spool_chunk(load, checkpoint, lines)
+                parsed += valid
                 position = stream.position()
                 progress.advance(position - shown)
                 shown = position
@@ -117,10 +117,8 @@ def _resume_or_start(
     previous, problem = read_checkpoint(layout.snapshot_checkpoint)
     if problem:
         notes.append(f"ignored an {problem}; started afresh")
-    elif previous is not None and not previous.file.same_file(identity):
-        notes.append(f"the unfinished load was of another file ({previous.file.path}); started afresh")
-    elif previous is not None and previous.keep != keep:
-        notes.append("the unfinished load used other ingest.sets/categories; started afresh")
+    elif previous is not None and (refusal := resume_refusal(previous, identity, keep)):
+        notes.append(f"{refusal}; started afresh")
     elif previous is not None:
         spool = Spool(spool_dir)
         if spool.next_seq < previous.next_seq:
@@ -133,56 +131,57 @@ def _resume_or_start(
     return SnapshotCheckpoint(file=identity, spool_dir=str(spool_dir), keep=keep), spool, False
 
 
-def _watermark_keys(config: IngestConfig) -> list[str]:
-    return [set_key(s) for s in config.sets] or [ALL_SETS]
+def _read(load: _Load, checkpoint: SnapshotCheckpoint) -> SnapshotCheckpoint:
+    """Phase ``spool``: read the rest of the file, then record the watermarks and enter phase ``merge``."""
+    load.commit(checkpoint)
+    checkpoint = _spool_file(load, checkpoint)
+    state = load_state(load.layout)
+    checkpoint = checkpoint.advance(phase="merge", watermarks_before={k: _iso(state.watermark(k)) for k in load.keys})
+    load.commit(checkpoint)
+    return checkpoint
 
 
-def _merge(
-    layout: Layout,
-    spool: Spool,
-    checkpoint: SnapshotCheckpoint,
-    runtime: Runtime,
-    dry_run: bool,
-    commit: Callable[[SnapshotCheckpoint], None],
-) -> SnapshotCheckpoint:
-    todo = [y for y in spool.years() if y not in checkpoint.merged]
-    progress = runtime.progress.task("snapshot merge", total=len(todo), unit="years")
+def _merge(load: _Load, checkpoint: SnapshotCheckpoint) -> SnapshotCheckpoint:
+    todo = [y for y in load.spool.years() if y not in checkpoint.merged]
+    progress = load.runtime.progress.task("snapshot merge", total=len(todo), unit="years")
     state = {"checkpoint": checkpoint}
 
     def on_year(change: YearChange) -> None:
         current = state["checkpoint"]
         merged = {**current.merged, change.year: {f: getattr(change, f) for f in _CHANGE_FIELDS}}
         state["checkpoint"] = current.advance(merged=merged)
-        commit(state["checkpoint"])
+        load.commit(state["checkpoint"])
         progress.advance(1)
-        runtime.check_cancel()  # a safe point: this year is merged and recorded
+        load.runtime.check_cancel()  # a safe point: this year is merged and recorded
 
     try:
-        spool.merge(layout, dry_run=dry_run, on_year=on_year, skip_years=set(checkpoint.merged))
+        load.spool.merge(load.layout, dry_run=load.dry_run, on_year=on_year, skip_years=set(checkpoint.merged))
     finally:
         progress.close()
     return state["checkpoint"]
 
 
-def _apply_watermark(
-    layout: Layout, keys: list[str], checkpoint: SnapshotCheckpoint, runtime: Runtime, dry_run: bool
-) -> dict[str, date | None]:
+def _apply_watermark(load: _Load, checkpoint: SnapshotCheckpoint) -> dict[str, date | None]:
     """Set the watermark of every key that had none when the merge began; returns the watermarks after."""
-    state = load_state(layout)
-    before = checkpoint.watermarks_before or {}
+    state = load_state(load.layout)
+    after = {key: state.watermark(key) for key in load.keys}
     newest = checkpoint.counts.newest
-    after: dict[str, date | None] = {}
-    changed = False
-    for key in keys:
-        current = state.watermark(key)
-        if before.get(key) is None and current is None and newest is not None:
-            state = state.with_checkpoint(key, Checkpoint(newest, runtime.clock(), source="snapshot"))
-            changed = True
-            current = newest
-        after[key] = current
-    if changed and not dry_run:
-        save_state(layout, state)
+    if newest is None:
+        return after
+    chosen = keys_to_set(load.keys, checkpoint.watermarks_before or {}, after, newest)
+    for key in chosen:
+        state = state.with_checkpoint(key, Checkpoint(newest, load.runtime.clock(), source="snapshot"))
+        after[key] = newest
+    if chosen and not load.dry_run:
+        save_state(load.layout, state)
     return after
+
+
+def _finish(load: _Load) -> None:
+    crash_point("snapshot.watermark_set")
+    clear_checkpoint(load.layout.snapshot_checkpoint)  # first: a checkpoint never points at a missing spool
+    crash_point("snapshot.checkpoint_cleared")
+    load.spool.clear()
 
 
 def load_snapshot(
@@ -203,8 +202,6 @@ def load_snapshot(
     identity = FileIdentity.of(path)
     verify_metadata_store(layout)  # a torn year file fails now, not at the merge after the whole read
     keep = RecordFilter.build(config.sets, config.categories)
-    chunk_lines = config.snapshot_chunk_lines
-    keys = _watermark_keys(config)
     notes: list[str] = []
     phases: dict[str, float] = {}
     with ExitStack() as stack:
@@ -216,33 +213,42 @@ def load_snapshot(
         else:
             checkpoint, spool, resumed = _resume_or_start(layout, identity, (config.sets, config.categories), notes)
             commit = partial(save_checkpoint, layout.snapshot_checkpoint)
+        load = _Load(
+            path=path,
+            layout=layout,
+            runtime=runtime,
+            keep=keep,
+            chunk_lines=config.snapshot_chunk_lines,
+            keys=tuple(watermark_keys(config.sets)),
+            dry_run=dry_run,
+            spool=spool,
+            commit=commit,
+        )
         resumed_from = (checkpoint.offset, checkpoint.line_no) if resumed else None
         counted_before = checkpoint.counts.valid
         if resumed:
             log.info("resuming the snapshot load after line %d (%s phase)", checkpoint.line_no, checkpoint.phase)
         if checkpoint.phase == "spool":
-            commit(checkpoint)
             mark = runtime.monotonic()
-            checkpoint = _spool_file(path, spool, checkpoint, keep, runtime, chunk_lines, commit)
+            checkpoint = _read(load, checkpoint)
             phases["read"] = runtime.monotonic() - mark
-            state = load_state(layout)
-            checkpoint = checkpoint.advance(
-                phase="merge", watermarks_before={k: _iso(state.watermark(k)) for k in keys}
-            )
-            commit(checkpoint)
         mark = runtime.monotonic()
-        checkpoint = _merge(layout, spool, checkpoint, runtime, dry_run, commit)
+        checkpoint = _merge(load, checkpoint)
         phases["merge"] = runtime.monotonic() - mark
-        after = _apply_watermark(layout, keys, checkpoint, runtime, dry_run)
+        after = _apply_watermark(load, checkpoint)
         if not dry_run:
-            crash_point("snapshot.watermark_set")
-            clear_checkpoint(layout.snapshot_checkpoint)  # first: a checkpoint never points at a missing spool
-            crash_point("snapshot.checkpoint_cleared")
-            spool.clear()
+            _finish(load)
+    seconds = runtime.monotonic() - started
     return _report(
-        path, checkpoint, keys, after, resumed_from, notes, dry_run,
-        runtime.monotonic() - started, phases, checkpoint.counts.valid - counted_before,
-    )  # fmt: skip
+        load,
+        checkpoint,
+        after=after,
+        resumed_from=resumed_from,
+        notes=notes,
+        seconds=seconds,
+        phases=phases,
+        parsed=checkpoint.counts.valid - counted_before,
+    )
 
 
 def _no_commit(checkpoint: SnapshotCheckpoint) -> None:
@@ -254,13 +260,12 @@ def _iso(value: date | None) -> str | None:
 
 
 def _report(
-    path: Path,
+    load: _Load,
     checkpoint: SnapshotCheckpoint,
-    keys: list[str],
+    *,
     after: dict[str, date | None],
     resumed_from: tuple[int, int] | None,
     notes: list[str],
-    dry_run: bool,
     seconds: float,
     phases: dict[str, float],
     parsed: int,
@@ -268,8 +273,8 @@ def _report(
     before = {k: (date.fromisoformat(v) if v else None) for k, v in (checkpoint.watermarks_before or {}).items()}
     counts = checkpoint.counts
     return SnapshotReport(
-        path=str(path),
-        dry_run=dry_run,
+        path=str(load.path),
+        dry_run=load.dry_run,
         lines=counts.lines,
         records=counts.valid,
         kept=counts.kept,
@@ -278,9 +283,9 @@ def _report(
         bad_samples=counts.bad_samples,
         years={year: dict(change) for year, change in sorted(checkpoint.merged.items())},
         newest_update_date=counts.newest,
-        watermarks_before={k: before.get(k) for k in keys},
+        watermarks_before={k: before.get(k) for k in load.keys},
         watermarks_after=after,
-        watermark_actions=watermark_plan(keys, before, after),
+        watermark_actions=watermark_plan(load.keys, before, after),
         resumed_from_byte=resumed_from[0] if resumed_from else None,
         resumed_from_line=resumed_from[1] if resumed_from else None,
         notes=tuple(notes),

@@ -12,18 +12,20 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from papersys.ingest.records import (
-    MetadataBatch,
+from papersys.ingest.fields import (
+    clean_text,
+    first_and_last_version,
     format_author,
+    normalize_id,
     optional_text,
     parse_iso_date,
     parse_rfc2822_date,
     split_author_string,
     split_categories,
 )
+from papersys.ingest.records import MetadataBatch
 from papersys.ingest.sets import RecordFilter
-from papersys.store.ids import InvalidIdError, normalize_id
-from papersys.store.metadata import clean_text
+from papersys.store.ids import InvalidIdError
 
 SOURCE = "snapshot"
 MAX_BAD_SAMPLES = 10
@@ -61,22 +63,20 @@ def _authors(record: dict[str, Any]) -> list[str]:
 
 
 def _version_dates(versions: object) -> tuple[date, date | None]:
-    """``created`` = date of v1 (the lowest version), ``updated`` = date of the highest when there are several.
-
-    Like arXiv's OAI ``arXiv`` format, a paper with one version has no ``updated``.
-    """
+    """``created`` and ``updated`` by the shared rule (``fields.first_and_last_version``): v1's date, and the
+    highest version's when there are several."""
     if not isinstance(versions, list) or not versions:
         raise BadRecord("no versions")
-    numbered = []
-    for position, entry in enumerate(versions):
+    pairs = []
+    for entry in versions:
         if not isinstance(entry, dict) or not isinstance(entry.get("created"), str):
             raise BadRecord("malformed versions")
-        label = entry.get("version")
-        number = int(label[1:]) if isinstance(label, str) and label[1:].isdigit() else position + 1
-        numbered.append((number, entry["created"]))
-    numbered.sort()
-    created = _version_date(numbered[0][1])
-    return created, _version_date(numbered[-1][1]) if len(numbered) > 1 else None
+        pairs.append((entry.get("version"), entry["created"]))
+    chosen = first_and_last_version(pairs)
+    if chosen is None:  # cannot happen: every date is a str
+        raise BadRecord("no versions")
+    first, last = chosen
+    return _version_date(first), None if last is None else _version_date(last)
 
 
 def _version_date(value: str) -> date:

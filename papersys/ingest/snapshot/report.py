@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-
-
-def watermark_plan(
-    keys: Sequence[str], before: Mapping[str, date | None], after: Mapping[str, date | None]
-) -> dict[str, str]:
-    """Per watermark key: ``set`` (it had none), ``kept`` (it had one: OAI goes on from it) or ``none``."""
-    actions = {}
-    for key in keys:
-        if before.get(key) is not None:
-            actions[key] = "kept"
-        elif after.get(key) is not None:
-            actions[key] = "set"
-        else:
-            actions[key] = "none"
-    return actions
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from papersys.errors import SnapshotError, StoreError
+from papersys.ingest.snapshot.parse import MAX_BAD_SAMPLES, ChunkResult
 from papersys.store.atomic import read_json, remove, write_json
 
 _VERSION = 1
@@ -53,6 +54,19 @@ class Counts:
     bad: int = 0
     bad_samples: tuple[tuple[int, str], ...] = ()
     newest: date | None = None  # newest update_date of any valid line
+
+    def plus(self, lines: int, chunk: ChunkResult) -> Counts:
+        """These counts with one more chunk of ``lines`` lines."""
+        newest = max((d for d in (self.newest, chunk.newest) if d is not None), default=None)
+        return Counts(
+            lines=self.lines + lines,
+            valid=self.valid + chunk.valid,
+            kept=self.kept + len(chunk.batch),
+            filtered=self.filtered + chunk.filtered,
+            bad=self.bad + chunk.bad,
+            bad_samples=(self.bad_samples + tuple(chunk.bad_samples))[:MAX_BAD_SAMPLES],
+            newest=newest,
+        )
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,17 @@ class SnapshotCheckpoint:
 
     def advance(self, **changes: Any) -> SnapshotCheckpoint:
         return replace(self, **changes)
+
+
+def resume_refusal(
+    previous: SnapshotCheckpoint, identity: FileIdentity, keep: tuple[tuple[str, ...], tuple[str, ...]]
+) -> str | None:
+    """Why an unfinished load must not be continued with this file and filter; None when it may."""
+    if not previous.file.same_file(identity):
+        return f"the unfinished load was of another file ({previous.file.path})"
+    if previous.keep != keep:
+        return "the unfinished load used other ingest.sets/categories"
+    return None
 
 
 def read_checkpoint(path: Path) -> tuple[SnapshotCheckpoint | None, str | None]:
