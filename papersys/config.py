@@ -211,6 +211,17 @@ class LocksConfig(_Frozen):
     timeout_s: NonNegFloat = 60.0
 
 
+class SearchConfig(_Frozen):
+    """Vector index parameters ([search]); changing the graph's takes `papersys index --rebuild`."""
+
+    graph_min_rows: Annotated[int, Field(ge=0)] = 20_000
+    tail_rows: Annotated[int, Field(ge=0)] = 50_000
+    quantization: Literal["i8", "f16", "f32"] = "i8"
+    connectivity: Annotated[int, Field(ge=2, le=256)] = 16
+    expansion_add: Annotated[int, Field(ge=1)] = 64
+    expansion_search: Annotated[int, Field(ge=1)] = 96
+
+
 class Config(_Frozen):
     _source: str = PrivateAttr(default="the embedded defaults")  # the file it came from, for messages
     data_dir: Path = Path("data")
@@ -220,6 +231,7 @@ class Config(_Frozen):
     scheduler: SchedulerConfig = SchedulerConfig()
     metrics: MetricsConfig = MetricsConfig()
     locks: LocksConfig = LocksConfig()
+    search: SearchConfig = SearchConfig()
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -81,6 +81,11 @@ class EngineError(PapersysError):
         super().__init__(f"engine for model {model!r}: {detail}")
 
 
+class SearchError(PapersysError):
+    """A query cannot be answered: no index for the model, an index built for other vectors, an unknown
+    paper id, or a paper without a vector for that model."""
+
+
 class Interrupted(PapersysError):
     """A run was asked to stop (SIGTERM/SIGINT) and stopped at a safe point."""
 

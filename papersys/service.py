@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from papersys.ingest.harvest import IngestReport
     from papersys.ingest.snapshot.load import SnapshotReport
     from papersys.migrate.report import MigrationReport
+    from papersys.search.query import Searcher
+    from papersys.search.report import IndexJobReport
+    from papersys.search.results import Paper, SearchResult
     from papersys.status import StatusReport
 
 
@@ -124,7 +128,7 @@ def embed_autopatch(
     chosen = selected_models(config, models)
 
     def work() -> AutopatchReport:
-        return run_autopatch(
+        report = run_autopatch(
             layout_of(config),
             chosen,
             runtime,
@@ -133,6 +137,9 @@ def embed_autopatch(
             reembed=reembed,
             engine_factory=engine_factory or default_engine_factory,
         )
+        if dry_run:
+            return report
+        return replace(report, index=_refresh_indexes(config, chosen, runtime=runtime).models)
 
     if dry_run:  # reads only: no lock, no history entry
         return work()
@@ -177,8 +184,85 @@ def migrate_legacy(
         "migrate",
         lock_names=names,
         runtime=runtime,
-        work=lambda: run_migration(config, legacy_dir, models, runtime, dry_run=False),
+        work=lambda: _migrate_and_index(config, legacy_dir, models, runtime),
         details={"legacy_dir": str(legacy_dir)},
     )
     refresh_coverage(config, runtime)
     return report
+
+
+def _migrate_and_index(config: Config, legacy_dir: Path, models: Sequence[str], runtime: Runtime) -> MigrationReport:
+    from papersys.migrate.run import run_migration
+
+    report = run_migration(config, legacy_dir, models, runtime, dry_run=False)
+    migrated = {m.alias for m in report.models} if hasattr(report, "models") else set()
+    configured = [m for m in config.embedding.models if m.alias in migrated]
+    return replace(report, index=_refresh_indexes(config, configured, runtime=runtime).models)
+
+
+def _refresh_indexes(config: Config, models: Sequence[ModelConfig], *, runtime: Runtime) -> IndexJobReport:
+    from papersys.search.upkeep import refresh_indexes
+
+    return refresh_indexes(config, models, runtime=runtime)
+
+
+def index(
+    config: Config, *, models: Sequence[str] = (), rebuild: bool = False, runtime: Runtime | None = None
+) -> IndexJobReport:
+    """Build or bring up to date each model's vector index (and query encoder) from its stored vectors."""
+    from papersys.search.upkeep import refresh_indexes
+
+    runtime = runtime or Runtime()
+    chosen = selected_models(config, models)
+    names = [locks.embeddings_lock(m.alias) for m in chosen]
+    return run_job(
+        config,
+        "index",
+        lock_names=names,
+        runtime=runtime,
+        work=lambda: refresh_indexes(config, chosen, rebuild=rebuild, runtime=runtime),
+        details={"rebuild": rebuild},
+    )
+
+
+def search(
+    config: Config,
+    text: str,
+    *,
+    k: int = 10,
+    categories: Sequence[str] = (),
+    since: date | str | None = None,
+    until: date | str | None = None,
+    model: str | None = None,
+    searcher: Searcher | None = None,
+) -> SearchResult:
+    """The k stored papers nearest in meaning to ``text`` (exact cosine), among those the filters admit."""
+    from papersys.search.query import Query, Searcher
+
+    query = Query.of(config, k=k, categories=categories, since=since, until=until, model=model)
+    return (searcher or Searcher(config)).search(text, query)
+
+
+def similar(
+    config: Config,
+    paper_id: str,
+    *,
+    k: int = 10,
+    categories: Sequence[str] = (),
+    since: date | str | None = None,
+    until: date | str | None = None,
+    model: str | None = None,
+    searcher: Searcher | None = None,
+) -> SearchResult:
+    """The k papers nearest to a stored paper by its own vector (itself excluded)."""
+    from papersys.search.query import Query, Searcher
+
+    query = Query.of(config, k=k, categories=categories, since=since, until=until, model=model)
+    return (searcher or Searcher(config)).similar(paper_id, query)
+
+
+def paper(config: Config, paper_id: str, *, searcher: Searcher | None = None) -> Paper:
+    """One stored paper's metadata (versioned and old-style ids accepted)."""
+    from papersys.search.query import Searcher
+
+    return (searcher or Searcher(config)).paper(paper_id)

@@ -38,6 +38,7 @@ class ModelStatus:
     invalid: int = 0
     orphans: int = 0
     years: dict[int, dict[str, int]] = field(default_factory=dict)
+    index: dict[str, Any] = field(default_factory=dict)  # indexed papers, how far behind (search/source.py)
     problem: str | None = None
 
     @property
@@ -93,6 +94,7 @@ class StatusReport:
                 f"model {m.alias}{flag}: {m.valid:,}/{m.papers:,} valid ({m.coverage:.1%}); missing "
                 f"{m.missing:,}, stale {m.stale:,}, invalid {m.invalid:,}, orphans {m.orphans:,}"
             )
+            lines.append(_index_line(m))
         for key, mark in sorted(self.watermarks.items()):
             lines.append(
                 f"harvest {key}: watermark {mark['watermark']} (updated {mark['updated_at']}, {mark['source']})"
@@ -117,6 +119,21 @@ class StatusReport:
             lines.append("daemon: not running")
         lines += [f"problem: {p}" for p in self.problems]
         return lines
+
+
+def _index_line(m: ModelStatus) -> str:
+    i = m.index
+    if i.get("problem"):
+        return f"index {m.alias}: {i['problem']}"
+    if not i.get("updated_at"):
+        return f"index {m.alias}: none yet (`papersys index` builds it)"
+    state = "current" if i["current"] else f"behind by {i['behind']:,} (changed since: {_years(i['changed_years'])})"
+    return f"index {m.alias}: {i['indexed']:,} papers, {state}; updated {i['updated_at']}"
+
+
+def _years(years: list[int]) -> str:
+    shown = ", ".join(str(y) for y in years[:5])
+    return shown + (f" and {len(years) - 5} more years" if len(years) > 5 else "")
 
 
 def _size(n: float) -> str:
@@ -202,6 +219,7 @@ def _daemon(layout: Layout) -> DaemonStatus:
 def _model_status(layout: Layout, model: Any) -> ModelStatus:
     from papersys.embed.coverage import coverage_by_year
     from papersys.embed.gaps import Coverage
+    from papersys.search.source import index_state
 
     try:
         by_year = coverage_by_year(layout, model, persist=False)
@@ -219,6 +237,7 @@ def _model_status(layout: Layout, model: Any) -> ModelStatus:
         invalid=total.invalid,
         orphans=total.orphans,
         years={year: cov.to_dict() for year, cov in by_year.items()},
+        index=index_state(layout, model, total.valid),
     )
 
 

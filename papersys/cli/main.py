@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +17,9 @@ from papersys.cli.console import INTERRUPTED_EXIT, print_error, progress_runtime
 from papersys.config import Config, load_config
 from papersys.errors import PapersysError, UsageError
 from papersys.report import Report
+
+if TYPE_CHECKING:
+    from papersys.search.results import SearchResult
 
 log = logging.getLogger("papersys")
 
@@ -174,6 +178,92 @@ def backlog(state: _State, models: tuple[str, ...], as_json: bool) -> None:
     from papersys import service
 
     _emit(service.embed_backlog(state.config(), models=models), as_json)
+
+
+def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """-k, --category, --since, --until, --model and --json, shared by search and similar."""
+    options = [
+        click.option("-k", "k", type=int, default=10, show_default=True, help="How many papers (1-1000)."),
+        click.option(
+            "--category", "categories", multiple=True, metavar="CAT", help="Only papers in CAT (repeatable: any of)."
+        ),
+        click.option("--since", metavar="YYYY-MM-DD", help="Only papers first submitted on or after this day."),
+        click.option("--until", metavar="YYYY-MM-DD", help="Only papers first submitted on or before this day."),
+        click.option("--model", metavar="ALIAS", help="Search this model's vectors (default: the first enabled)."),
+        click.option("--json", "as_json", is_flag=True, help="Print the result object as JSON (devdoc/search.md)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _show_result(result: SearchResult, as_json: bool) -> None:
+    if not as_json and sys.stdout.isatty():
+        from papersys.cli.search_view import render_result
+
+        render_result(result)
+    else:
+        _emit(result, as_json)
+
+
+@cli.command()
+@click.argument("text")
+@_filter_options
+@click.pass_obj
+def search(
+    state: _State,
+    text: str,
+    *,
+    k: int,
+    categories: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    model: str | None,
+    as_json: bool,
+) -> None:
+    """Find the stored papers nearest in meaning to TEXT."""
+    from papersys import service
+
+    result = service.search(state.config(), text, k=k, categories=categories, since=since, until=until, model=model)
+    _show_result(result, as_json)
+
+
+@cli.command()
+@click.argument("paper_id", metavar="ID")
+@_filter_options
+@click.pass_obj
+def similar(
+    state: _State,
+    paper_id: str,
+    *,
+    k: int,
+    categories: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    model: str | None,
+    as_json: bool,
+) -> None:
+    """Find the papers nearest to the stored paper ID (2401.12345, 2401.12345v3, hep-th/9901001)."""
+    from papersys import service
+
+    result = service.similar(
+        state.config(), paper_id, k=k, categories=categories, since=since, until=until, model=model
+    )
+    _show_result(result, as_json)
+
+
+@cli.command()
+@click.option("--model", "models", multiple=True, metavar="ALIAS", help="Only this model (repeatable).")
+@click.option("--rebuild", is_flag=True, help="Build from scratch instead of updating.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def index(state: _State, *, models: tuple[str, ...], rebuild: bool, as_json: bool) -> None:
+    """Build or update each model's vector index (and its fast query encoder) from the stored vectors."""
+    from papersys import service
+
+    with progress_runtime() as runtime:
+        report = service.index(state.config(), models=models, rebuild=rebuild, runtime=runtime)
+    _emit(report, as_json)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -100,6 +100,40 @@ class Layout:
     def lock_info_file(self, name: str) -> Path:
         return self.locks_dir / f"{name}.holder.json"
 
+    # search indexes: derived from the store, rebuilt by `papersys index --rebuild` ---------------------------
+    # A vector index generation <g> is a set of files g<g>-<column>.bin (search/rows.py), graphs
+    # g<g>-graph-<seq>.usearch and dead-row lists g<g>-dead-<seq>.npy; the manifest names the ones in use.
+    INDEX_COLUMNS = ("ids", "year", "stamp", "created", "ncat", "cats", "vectors")
+
+    @property
+    def index_root(self) -> Path:
+        return self.root / "index"
+
+    def vector_index_dir(self, alias: str) -> Path:
+        return self.index_root / alias
+
+    def vector_index_manifest(self, alias: str) -> Path:
+        return self.vector_index_dir(alias) / "manifest.json"
+
+    def vector_index_rows(self, alias: str, generation: int) -> dict[str, Path]:
+        """The append-only column files of one index generation, by column."""
+        base = self.vector_index_dir(alias)
+        return {column: base / f"g{generation:04d}-{column}.bin" for column in self.INDEX_COLUMNS}
+
+    def vector_index_graph(self, alias: str, generation: int, seq: int) -> Path:
+        return self.vector_index_dir(alias) / f"g{generation:04d}-graph-{seq:04d}.usearch"
+
+    def vector_index_dead(self, alias: str, generation: int, seq: int) -> Path:
+        return self.vector_index_dir(alias) / f"g{generation:04d}-dead-{seq:04d}.npy"
+
+    def query_encoder_dir(self, alias: str) -> Path:
+        """The query encoder exported for fast cold queries (ONNX model + tokenizer), per model."""
+        return self.vector_index_dir(alias) / "query-encoder"
+
+    @property
+    def text_index_dir(self) -> Path:
+        return self.index_root / "text"
+
     # spools: parsed records waiting for their merge (ingest/spool.py) ------------------------------------
     # A spool directory holds parts <partition>/<seq>.parquet: a partition per paper year, and one for
     # deletions. The directory is the data dir's (below) or, in a dry run, a temporary one.

@@ -1,0 +1,79 @@
+"""Papers by id from the metadata store: one filtered read per year file (ids sort the files, so the
+reader skips every row group that cannot hold them)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+import polars as pl
+
+from papersys.errors import StoreError
+from papersys.search.results import Paper
+from papersys.store.ids import InvalidIdError, normalize_id, paper_year
+from papersys.store.layout import Layout
+
+COLUMNS = [
+    "id",
+    "title",
+    "abstract",
+    "authors",
+    "categories",
+    "primary_category",
+    "created",
+    "updated",
+    "doi",
+    "journal_ref",
+    "comments",
+    "license",
+]
+
+
+def paper_id(raw: str) -> str:
+    """A user's id (versioned, with the OAI or URL prefix, old or new style) as stored; ValueError if none."""
+    text = raw.strip()
+    for prefix in ("https://arxiv.org/abs/", "http://arxiv.org/abs/", "arxiv.org/abs/", "arXiv:", "arxiv:"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    try:
+        arxiv_id = normalize_id(text)
+        paper_year(arxiv_id)
+    except InvalidIdError as exc:
+        raise ValueError(f"{raw!r} is not an arXiv id (like 2401.12345, 2401.12345v2 or hep-th/9901001)") from exc
+    return arxiv_id
+
+
+def load_papers(layout: Layout, ids: Iterable[str]) -> dict[str, Paper]:
+    """The stored papers among ``ids`` (version-less), by id; ids without metadata are left out."""
+    by_year: dict[int, list[str]] = defaultdict(list)
+    for arxiv_id in ids:
+        by_year[paper_year(arxiv_id)].append(arxiv_id)
+    found: dict[str, Paper] = {}
+    for year, wanted in by_year.items():
+        path = layout.metadata_file(year)
+        if not path.exists():
+            continue
+        try:
+            frame = pl.scan_parquet(path).select(COLUMNS).filter(pl.col("id").is_in(wanted)).collect()
+        except Exception as exc:
+            raise StoreError(path, f"cannot be read ({type(exc).__name__})", "see `papersys status`") from exc
+        for row in frame.iter_rows(named=True):
+            found[row["id"]] = _paper(row)
+    return found
+
+
+def _paper(row: dict[str, object]) -> Paper:
+    return Paper(
+        id=str(row["id"]),
+        title=str(row["title"]),
+        abstract=str(row["abstract"]),
+        authors=tuple(row["authors"] or ()),  # type: ignore[arg-type]
+        categories=tuple(row["categories"] or ()),  # type: ignore[arg-type]
+        primary_category=str(row["primary_category"] or ""),
+        created=row["created"],  # type: ignore[arg-type]
+        updated=row["updated"],  # type: ignore[arg-type]
+        doi=row["doi"],  # type: ignore[arg-type]
+        journal_ref=row["journal_ref"],  # type: ignore[arg-type]
+        comments=row["comments"],  # type: ignore[arg-type]
+        license=row["license"],  # type: ignore[arg-type]
+    )
