@@ -71,7 +71,7 @@ def test_first_run_embeds_every_paper_and_a_second_run_embeds_none(
     calls: list[str] = []
     again = service.embed_autopatch(config, engine_factory=factory(counting, calls))
     assert again.embedded == 0 and calls == []  # nothing to do: the model is not even loaded
-    assert again.models[0].summary().startswith("minilm: embedded 0 papers")
+    assert again.models[0].summary_line().startswith("minilm: embedded 0 papers")
 
 
 def test_a_title_edit_reembeds_exactly_that_paper(config: Config, counting: CountingEngine) -> None:
