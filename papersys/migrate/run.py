@@ -33,7 +33,6 @@ from papersys.migrate.vectors import VALID, class_counts, classify_vectors, is_u
 from papersys.migrate.winners import Winners, pick_winners, win_column
 from papersys.migrate.writer import ModelWriter
 from papersys.runtime import ProgressTask, Runtime
-from papersys.store import embeddings as store
 from papersys.store.layout import Layout
 from papersys.store.metadata import COLUMNS
 from papersys.store.verify import verify_metadata_store
@@ -204,8 +203,8 @@ def _migrate_model(
     holding = [s for s in sources if t.legacy in s.models]
     total = sum(s.rows_for[t.alias].height for s in holding)
     task = runtime.progress.task(f"migrate {t.alias}", total=total, unit="rows")
-    if not dry_run and t.dim is not None:
-        store.sweep(layout, t.alias)
+    if not dry_run and writer.store is not None:
+        writer.store.sweep()
     try:
         for s in holding:
             _migrate_source(s, t, writer, runtime, task)
