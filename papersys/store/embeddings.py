@@ -52,11 +52,8 @@ class Manifest:
 
     def differences(self, configured: Manifest) -> list[str]:
         """``field: stored X != configured Y`` for every identity field that differs."""
-        return [
-            f"{key}: stored {getattr(self, key)!r} != configured {getattr(configured, key)!r}"
-            for key in self.IDENTITY
-            if getattr(self, key) != getattr(configured, key)
-        ]
+        ours, theirs = self.identity(), configured.identity()
+        return [f"{k}: stored {ours[k]!r} != configured {theirs[k]!r}" for k in ours if ours[k] != theirs[k]]
 
     def identity(self) -> dict[str, Any]:
         """The fields that must match the configured model."""
@@ -129,10 +126,6 @@ class EmbeddingStore:
 
     # paths ------------------------------------------------------------------------------------------------
     @property
-    def directory(self) -> Path:
-        return self.layout.embeddings_dir(self.alias)
-
-    @property
     def manifest_file(self) -> Path:
         return self.layout.manifest_file(self.alias)
 
@@ -173,7 +166,7 @@ class EmbeddingStore:
 
     def sweep(self) -> None:
         """Remove temp files that writers killed mid-write left behind."""
-        sweep_temp_files(self.directory)
+        sweep_temp_files(self.layout.embeddings_dir(self.alias))
         sweep_temp_files(self.layout.embedding_pending_dir(self.alias))
 
     # manifest ---------------------------------------------------------------------------------------------
@@ -192,10 +185,9 @@ class EmbeddingStore:
     def read(self, year: int, *, vectors: bool = True) -> pl.DataFrame:
         """The stored rows of one year: ``id, text_hash, embedded_at, valid`` (+ ``vector``), one per id.
 
-        Reads the year file and the pending parts; where an id occurs more than once the latest written file
-        wins (parts are newer than the year file, later parts newer than earlier ones), which is also the
-        newest ``embedded_at`` unless the clock stepped back. A kill between compaction and part deletion
-        thus never shows duplicates.
+        Year file and pending parts; where an id repeats, the latest written file wins (parts after the year
+        file, later parts after earlier ones), so a kill between compaction and part deletion shows no
+        duplicates. That is also the newest ``embedded_at``, unless the clock stepped back.
         """
         frames = []
         for path in [self.year_file(year), *self.pending_parts(year)]:
