@@ -145,8 +145,8 @@ def coverage_by_year(
         if cov is None:
             plan = plan_year(store, model, year)
             cov = plan.coverage
-            after = signature(store, model, year, plan.metadata_stat, embeddings_stat=plan.embeddings_stat)
-            updates[year] = (after, cov)
+            fresh = signature(store, model, year, plan.metadata_stat, embeddings_stat=plan.embeddings_stat)
+            updates[year] = (fresh, cov)  # under the stats taken before the plan read its files
         result[year] = cov
     gone = set(cache) - {str(y) for y in result}  # years whose files were removed
     if persist and (updates or gone):
