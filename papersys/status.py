@@ -146,15 +146,16 @@ def _size(n: float) -> str:
 
 def _disk(layout: Layout) -> dict[str, int]:
     """Bytes under metadata/, state/, each embeddings/<alias>/, and in total (one walk of the tree)."""
-    sizes = {"metadata": _tree_size(layout.metadata_dir), "state": _tree_size(layout.state_dir)}
+    sizes = {directory.name: _tree_size(directory) for directory in (layout.metadata_dir, layout.state_dir)}
     if layout.embeddings_root.is_dir():
         for entry in sorted(layout.embeddings_root.iterdir()):
             if entry.is_dir():
-                sizes[f"embeddings/{entry.name}"] = _tree_size(entry)
+                sizes[entry.relative_to(layout.root).as_posix()] = _tree_size(entry)  # embeddings/<alias>
     rest = 0
+    counted = (layout.metadata_dir, layout.state_dir, layout.embeddings_root)
     if layout.root.is_dir():
         for entry in layout.root.iterdir():
-            if entry.name not in ("metadata", "state", "embeddings"):
+            if entry not in counted:
                 rest += _tree_size(entry) if entry.is_dir() else entry.stat().st_size
     sizes["total"] = sum(sizes.values()) + rest
     return sizes

@@ -1,10 +1,5 @@
-"""autopatch: embed every paper that lacks a valid, current vector — newest years first, chunk by durable chunk.
-
-Per model: check the manifest → counts per year (cached) → per year with work: plan → chunks sorted by text
-length → engine batches → checked vectors → one part file per chunk → compaction into the year file (which
-also prunes orphans). A kill loses at most the chunk in flight; a cancel (SIGTERM) or an engine failure
-loses nothing that was embedded.
-"""
+"""autopatch: embed every paper that lacks a valid, current vector — newest years first, one durable part file
+per chunk, compacted per year. A kill loses at most the chunk in flight; a cancel or a dead engine, nothing."""
 
 from __future__ import annotations
 
@@ -17,15 +12,14 @@ import numpy as np
 import polars as pl
 
 from papersys.config import ModelConfig
-from papersys.embed.coverage import YearPlan, coverage_by_year, plan_year, record_coverage, signature
+from papersys.embed.coverage import YearPlan, coverage_by_year, model_store, plan_year, record_coverage, signature
 from papersys.embed.engines import Engine, Vectors, check_vectors, open_engine
 from papersys.embed.gaps import Coverage
 from papersys.embed.manifest import ManifestAction, prepare_manifest
 from papersys.errors import EngineError, Interrupted
 from papersys.faults import crash_point
 from papersys.runtime import NullProgress, ProgressTask, Runtime
-from papersys.store import embeddings as store
-from papersys.store.embeddings import Manifest
+from papersys.store.embeddings import EmbeddingStore
 from papersys.store.layout import Layout
 from papersys.store.verify import verify_metadata_store
 
@@ -159,6 +153,8 @@ def run_autopatch(
 class _Patcher:
     """One model's run: owns its engine (opened at the first gap, closed at the end)."""
 
+    store: EmbeddingStore  # set by run() once the manifest is settled (its valid_since decides staleness)
+
     def __init__(self, layout: Layout, model: ModelConfig, runtime: Runtime, factory: EngineFactory) -> None:
         self.layout, self.model, self.runtime, self.factory = layout, model, runtime, factory
         self.engine: Engine | None = None
@@ -169,9 +165,10 @@ class _Patcher:
         model, layout, runtime = self.model, self.layout, self.runtime
         start = runtime.monotonic()
         manifest, action = prepare_manifest(layout, model, reembed=reembed, dry_run=dry_run, now=runtime.clock())
+        store = self.store = model_store(layout, model, manifest)
         if not dry_run:
             crash_point("embed.manifest_ready")  # the manifest is written, nothing else yet
-            store.sweep(layout, model.alias)
+            store.sweep()
         counts = coverage_by_year(layout, model, manifest, persist=not dry_run)  # a dry run writes nothing
         if not dry_run:
             crash_point("embed.coverage_cached")
@@ -188,11 +185,11 @@ class _Patcher:
                     budget -= todo
                     years.append(YearPatch(year, cov, embedded=todo, pruned=prunable))
                     continue
-                has_parts = bool(store.pending_parts(layout, model.alias, year))
+                has_parts = bool(store.pending_parts(year))
                 if (cov.gaps == 0 or budget == 0) and not prunable and not has_parts:
                     years.append(YearPatch(year, cov))
                     continue
-                done = self._patch_year(plan_year(layout, model, manifest, year), manifest, budget)
+                done = self._patch_year(plan_year(store, model, year), budget)
                 budget -= done.embedded
                 years.append(done)
         finally:
@@ -204,8 +201,8 @@ class _Patcher:
         runtime.observer.backlog(model.alias, result.remaining)
         return result
 
-    def _patch_year(self, plan: YearPlan, manifest: Manifest, budget: int) -> YearPatch:
-        model, layout = self.model, self.layout
+    def _patch_year(self, plan: YearPlan, budget: int) -> YearPatch:
+        model, store = self.model, self.store
         gaps = plan.gaps.sort("id", descending=True).head(budget)  # newest papers of the year first
         keep = plan.ids if plan.has_metadata else None
         stored_rows = plan.coverage.papers - plan.coverage.missing + plan.orphans
@@ -219,11 +216,11 @@ class _Patcher:
                 embedded[str(status)] = embedded.get(str(status), 0) + int(count)
             pending += written.height
             if pending >= max(COMPACT_MIN_ROWS, stored_rows) and offset + model.chunk_size < gaps.height:
-                done = self._compact(plan.year, keep, manifest)
+                done = store.compact(plan.year, keep_ids=keep)
                 pruned += done.pruned
                 stored_rows, pending = done.rows, 0
-        if pending or store.pending_parts(layout, model.alias, plan.year) or (keep is not None and plan.orphans):
-            pruned += self._compact(plan.year, keep, manifest).pruned
+        if pending or store.pending_parts(plan.year) or (keep is not None and plan.orphans):
+            pruned += store.compact(plan.year, keep_ids=keep).pruned
         cov = plan.coverage
         after = Coverage(
             papers=cov.papers,
@@ -233,16 +230,10 @@ class _Patcher:
             stale=cov.stale - embedded.get("stale", 0),
             orphans=cov.orphans - pruned,
         )
-        sig = signature(layout, model, manifest, plan.year, plan.metadata_stat)
-        record_coverage(layout, model.alias, {plan.year: (sig, after)})
+        sig = signature(store, model, plan.year, plan.metadata_stat)
+        record_coverage(store, {plan.year: (sig, after)})
         crash_point("embed.year_recorded")
         return YearPatch(plan.year, cov, embedded=sum(embedded.values()), pruned=pruned)
-
-    def _compact(self, year: int, keep: pl.Series | None, manifest: Manifest) -> store.Compaction:
-        m = self.model
-        return store.compact_year(
-            self.layout, m.alias, year, dim=m.dim, dtype=m.dtype, keep_ids=keep, valid_since=manifest.valid_since
-        )
 
     def _embed_chunk(self, year: int, chunk: pl.DataFrame) -> pl.DataFrame:
         """Embed one chunk (longest texts first) and write what got embedded as one part; returns those rows."""
@@ -256,7 +247,7 @@ class _Patcher:
                 runtime.check_cancel()
                 if self.engine is None:
                     began = runtime.monotonic()
-                    self.engine = self.factory(model, self.layout.worker_log(model.alias))
+                    self.engine = self.factory(model, self.store.worker_log)
                     self.load_seconds = runtime.monotonic() - began
                 batch = texts[start : start + model.batch_size]
                 began = runtime.monotonic()
@@ -282,6 +273,6 @@ class _Patcher:
         frame = rows.select("id", "text_hash").with_columns(
             pl.Series("vector", vectors), pl.lit(self.runtime.clock()).alias("embedded_at")
         )
-        store.write_part(self.layout, self.model.alias, year, frame, dim=self.model.dim, dtype=self.model.dtype)
+        self.store.write_part(year, frame)
         crash_point("embed.part_written")  # a durable chunk, not yet compacted into the year file
         return rows

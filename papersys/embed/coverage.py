@@ -1,9 +1,5 @@
-"""Per-year plans (metadata → texts → hashes → gaps) and cached coverage counts, for autopatch and backlog.
-
-Hashing every text of a 3 M paper store takes seconds, so each year's counts are cached in
-``state/coverage/<alias>.json`` under a signature of their inputs (metadata file, embedding year file and
-parts, model text settings, manifest) and recomputed only for years whose signature changed.
-"""
+"""Per-year plans (metadata → texts → hashes → gaps) and coverage counts for autopatch and backlog, cached
+per model under a signature of each year's inputs (hashing a 3 M paper store takes seconds)."""
 
 from __future__ import annotations
 
@@ -20,9 +16,8 @@ from papersys.embed.gaps import Coverage, classify, coverage_of, orphan_ids
 from papersys.embed.manifest import check_manifest
 from papersys.embed.text import hash_texts, render_texts, template_fields
 from papersys.errors import StoreError
-from papersys.store import embeddings as store
 from papersys.store.atomic import read_json, write_json
-from papersys.store.embeddings import Manifest
+from papersys.store.embeddings import EmbeddingStore, Manifest
 from papersys.store.layout import Layout
 from papersys.store.metadata import read_year
 
@@ -49,18 +44,22 @@ class YearPlan:
     embeddings_stat: list[list[Any]] = field(default_factory=list)  # taken before the vectors were read
 
 
-def plan_year(layout: Layout, model: ModelConfig, manifest: Manifest, year: int) -> YearPlan:
+def model_store(layout: Layout, model: ModelConfig, manifest: Manifest) -> EmbeddingStore:
+    """``model``'s embedding store, read under ``manifest`` (whose ``valid_since`` makes older rows stale)."""
+    return EmbeddingStore(layout, model.alias, model.dim, model.dtype, manifest.valid_since)
+
+
+def plan_year(store: EmbeddingStore, model: ModelConfig, year: int) -> YearPlan:
     """Read one year's metadata and stored vectors and classify every paper."""
+    layout = store.layout
     metadata_stat = file_stat(layout.metadata_file(year))
-    embeddings_stat = store.files_signature(layout, model.alias, year)
+    embeddings_stat = store.files_signature(year)
     columns = list(dict.fromkeys(["id", *template_fields(model.template)]))
     meta = read_year(layout, year, columns=columns)
     texts = render_texts(meta, model.template, model.prefix)
     expected = pl.DataFrame({"id": meta["id"], "text_hash": hash_texts(texts), "text": texts})
-    stored = store.read_embeddings(
-        layout, model.alias, year, dim=model.dim, dtype=model.dtype, valid_since=manifest.valid_since, vectors=False
-    )
-    classified = classify(expected, stored, valid_since=manifest.valid_since)
+    stored = store.read(year, vectors=False)
+    classified = classify(expected, stored, valid_since=store.valid_since)
     orphans = orphan_ids(expected, stored).len()
     return YearPlan(
         year=year,
@@ -74,33 +73,33 @@ def plan_year(layout: Layout, model: ModelConfig, manifest: Manifest, year: int)
     )
 
 
-def years_of(layout: Layout, alias: str) -> list[int]:
-    """Every year with metadata or stored vectors of ``alias``, newest first."""
-    return sorted(set(layout.metadata_years()) | set(store.stored_years(layout, alias)), reverse=True)
+def years_of(store: EmbeddingStore) -> list[int]:
+    """Every year with metadata or stored vectors of the model, newest first."""
+    return sorted(set(store.layout.metadata_years()) | set(store.years()), reverse=True)
 
 
 def signature(
-    layout: Layout,
+    store: EmbeddingStore,
     model: ModelConfig,
-    manifest: Manifest,
     year: int,
     metadata_stat: list[int] | None,
+    *,
     embeddings_stat: list[list[Any]] | None = None,
 ) -> str:
     """Fingerprint of a year's inputs. Pass the stats taken *before* reading them: a writer changing a file
     while it was being read then leaves a signature that no longer matches, instead of a stale count."""
     inputs: dict[str, Any] = {
         "metadata": metadata_stat,
-        "embeddings": store.files_signature(layout, model.alias, year) if embeddings_stat is None else embeddings_stat,
+        "embeddings": store.files_signature(year) if embeddings_stat is None else embeddings_stat,
         "model": [model.template, model.prefix, model.dim, model.dtype],
-        "valid_since": manifest.valid_since.isoformat() if manifest.valid_since else None,
+        "valid_since": store.valid_since.isoformat() if store.valid_since else None,
     }
     return hashlib.blake2b(json.dumps(inputs, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
-def _load_cache(layout: Layout, alias: str) -> dict[str, Any]:
+def _load_cache(store: EmbeddingStore) -> dict[str, Any]:
     try:
-        raw = read_json(layout.coverage_cache(alias))
+        raw = read_json(store.coverage_cache)
     except StoreError:  # a cache: a damaged one is rebuilt, never fatal
         return {}
     if not isinstance(raw, dict) or raw.get("version") != _CACHE_VERSION or not isinstance(raw.get("years"), dict):
@@ -119,13 +118,13 @@ def _cached(entry: Any, sig: str) -> Coverage | None:
 
 
 def record_coverage(
-    layout: Layout, alias: str, updates: dict[int, tuple[str, Coverage]], drop: set[str] | frozenset[str] = frozenset()
+    store: EmbeddingStore, updates: dict[int, tuple[str, Coverage]], *, drop: set[str] | frozenset[str] = frozenset()
 ) -> None:
     """Store (signature, counts) for some years, drop others, keep the remaining cached years as they are."""
-    years = {k: v for k, v in _load_cache(layout, alias).items() if k not in drop}
+    years = {k: v for k, v in _load_cache(store).items() if k not in drop}
     for year, (sig, cov) in updates.items():
         years[str(year)] = {"signature": sig, "coverage": cov.to_dict()}
-    write_json({"version": _CACHE_VERSION, "years": years}, layout.coverage_cache(alias))
+    write_json({"version": _CACHE_VERSION, "years": years}, store.coverage_cache)
 
 
 def coverage_by_year(
@@ -136,21 +135,22 @@ def coverage_by_year(
     Recomputed years are written back to the cache unless ``persist`` is false (``status`` writes
     nothing). Raises ManifestMismatchError when ``model`` no longer matches its stored manifest.
     """
-    manifest = manifest or check_manifest(layout, model)
-    cache = _load_cache(layout, model.alias)
+    store = model_store(layout, model, manifest or check_manifest(layout, model))
+    cache = _load_cache(store)
     result: dict[int, Coverage] = {}
     updates: dict[int, tuple[str, Coverage]] = {}
-    for year in years_of(layout, model.alias):
-        sig = signature(layout, model, manifest, year, file_stat(layout.metadata_file(year)))
+    for year in years_of(store):
+        sig = signature(store, model, year, file_stat(layout.metadata_file(year)))
         cov = _cached(cache.get(str(year)), sig)
         if cov is None:
-            plan = plan_year(layout, model, manifest, year)
+            plan = plan_year(store, model, year)
             cov = plan.coverage
-            updates[year] = (signature(layout, model, manifest, year, plan.metadata_stat, plan.embeddings_stat), cov)
+            fresh = signature(store, model, year, plan.metadata_stat, embeddings_stat=plan.embeddings_stat)
+            updates[year] = (fresh, cov)  # under the stats taken before the plan read its files
         result[year] = cov
     gone = set(cache) - {str(y) for y in result}  # years whose files were removed
     if persist and (updates or gone):
-        record_coverage(layout, model.alias, updates, drop=gone)
+        record_coverage(store, updates, drop=gone)
     return result
 
 

@@ -1,9 +1,4 @@
-"""Gap detection (pure): which papers of one model-year lack a valid, current vector, and coverage counts.
-
-A paper is ``missing`` (no row), ``invalid`` (null, NaN/inf, all-zero or wrong-length vector), ``stale``
-(text hash differs, or embedded before the manifest's ``valid_since``) or ``valid``. Rows whose id is not
-in the metadata are ``orphans``: they never count as coverage.
-"""
+"""Gap detection (pure): which papers of one model-year lack a valid, current vector, and coverage counts."""
 
 from __future__ import annotations
 
@@ -12,6 +7,9 @@ from datetime import datetime
 
 import polars as pl
 
+# missing: no row; invalid: null, NaN/inf, all-zero or wrong-length vector; stale: the text hash differs, or
+# the row was embedded before the manifest's valid_since. Stored ids the metadata lacks are orphans: counted,
+# never coverage.
 STATUSES = ("valid", "missing", "invalid", "stale")
 STATUS = pl.Enum(list(STATUSES))
 

@@ -1,8 +1,4 @@
-"""What a model embeds per paper: its template (and prefix) rendered over normalised metadata, and its hash.
-
-``text_hash`` is blake2b-128 of the exact rendered text (UTF-8), hex: stable across processes and versions,
-unlike polars' ``hash``.
-"""
+"""What a model embeds per paper: its template (and prefix) rendered over normalised metadata, and its hash."""
 
 from __future__ import annotations
 
@@ -50,6 +46,7 @@ def render_texts(frame: pl.DataFrame, template: str, prefix: str = "") -> pl.Ser
 
 
 def text_hash(text: str) -> str:
+    """blake2b-128 (hex) of the exact UTF-8 text: stable across processes and versions, unlike polars' hash."""
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 

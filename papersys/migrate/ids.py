@@ -1,8 +1,5 @@
-"""Legacy ids: strip versions, repair float round-trip damage where unambiguous, flag the rest (pure).
-
-Stricter than the store's own check: a new-style id must have the width of its era (4 digits after the dot
-until 1412, 5 since 1501), because ``2402.0331`` is what a float made of ``2402.03310``.
-"""
+"""Legacy ids (pure): strip versions, repair float round-trip damage where unambiguous, flag the rest. Stricter
+than the store's check: a new-style id has its era's width, as ``2402.0331`` is a float made of ``2402.03310``."""
 
 from __future__ import annotations
 

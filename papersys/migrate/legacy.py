@@ -4,7 +4,7 @@ file's columns are usable (checked from the Parquet schema alone, before anythin
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +15,18 @@ from papersys.config import ModelConfig
 from papersys.errors import UsageError
 
 LEGACY_TEMPLATE = "{title}\n{abstract}"  # what every legacy vector was computed from (no prefix)
+# the legacy file names: generation 1 <year>.parquet; generation 2 metadata_<year> with embedding_<year>
 GEN1_FILE = re.compile(r"^(\d{4})\.parquet$")
 GEN2_METADATA = re.compile(r"^metadata_(\d{4})\.parquet$")
 GEN2_VECTORS = re.compile(r"^embedding_(\d{4})\.parquet$")
+
+
+def gen2_metadata_name(year: int) -> str:
+    return f"metadata_{year:04d}.parquet"
+
+
+def gen2_vectors_name(year: int) -> str:
+    return f"embedding_{year:04d}.parquet"
 
 
 @dataclass(frozen=True)
@@ -97,10 +106,11 @@ def discover(legacy_dir: Path) -> Discovery:
         if m := GEN1_FILE.match(path.name):
             inputs.append(LegacyInput(1, int(m.group(1)), path, path, by_name[path]))
         elif m := GEN2_METADATA.match(path.name):
-            vectors = path.with_name(f"embedding_{m.group(1)}.parquet")
-            inputs.append(LegacyInput(2, int(m.group(1)), path, vectors if vectors.exists() else None, by_name[path]))
+            year = int(m.group(1))
+            vectors = path.with_name(gen2_vectors_name(year))
+            inputs.append(LegacyInput(2, year, path, vectors if vectors.exists() else None, by_name[path]))
         elif m := GEN2_VECTORS.match(path.name):
-            if not path.with_name(f"metadata_{m.group(1)}.parquet").exists():
+            if not path.with_name(gen2_metadata_name(int(m.group(1)))).exists():
                 orphans.append(by_name[path])
         else:
             ignored.append(by_name[path])
@@ -138,15 +148,32 @@ def is_vector(t: pl.DataType) -> bool:
     return isinstance(t, pl.List | pl.Array) and t.inner.is_float()
 
 
-_KINDS = {"id": (_is_id, "string"), "text": (_is_text, "string"), "texts": (_is_texts, "list of strings or a string"),
-          "date": (_is_date, "date or YYYY-MM-DD string")}  # fmt: skip
+# column kind -> (accepted polars types, what the message says is expected)
+_KINDS: dict[str, tuple[Callable[[pl.DataType], bool], str]] = {
+    "id": (_is_id, "string"),
+    "text": (_is_text, "string"),
+    "texts": (_is_texts, "list of strings or a string"),
+    "date": (_is_date, "date or YYYY-MM-DD string"),
+}
 # per file kind: column -> (kind, required)
-GEN1_COLUMNS = {"id": ("id", True), "title": ("text", True), "abstract": ("text", True),
-                "categories": ("texts", True), "created": ("date", True), "authors": ("texts", False),
-                "date": ("date", False), "updated": ("date", False), "license": ("text", False)}  # fmt: skip
-GEN2_COLUMNS = {"id": ("id", True), "title": ("text", True), "abstract": ("text", True),
-                "categories": ("texts", True), "publish_date": ("date", True), "update_date": ("date", False),
-                "authors": ("texts", False)}  # fmt: skip
+_PAPER_COLUMNS = {
+    "id": ("id", True),
+    "title": ("text", True),
+    "abstract": ("text", True),
+    "categories": ("texts", True),
+}
+GEN1_COLUMNS = _PAPER_COLUMNS | {
+    "created": ("date", True),
+    "authors": ("texts", False),
+    "date": ("date", False),
+    "updated": ("date", False),
+    "license": ("text", False),
+}
+GEN2_COLUMNS = _PAPER_COLUMNS | {
+    "publish_date": ("date", True),
+    "update_date": ("date", False),
+    "authors": ("texts", False),
+}
 GEN2_VECTOR_COLUMNS = {"id": ("id", True)}
 
 
@@ -175,25 +202,48 @@ def inspect_file(
     schema, error = read_schema(path)
     if schema is None:
         return Inspection({}, (), (), (), (error or "unreadable",))
-    problems, missing, present = [], [], []
-    for name, (kind, required) in expected.items():
-        accepts, what = _KINDS[kind]
-        if name not in schema and required:
-            problems.append(f"{path.name}: lacks column {name!r}")
-        elif name not in schema:
-            missing.append(name)
-        elif not accepts(schema[name]):
-            problems.append(f"{path.name}: column {name!r} is {schema[name]}, expected {what}")
     mapped = {m.column: m for m in models} if vectors else {}
-    for name, model in mapped.items():
-        if name in schema and not is_vector(schema[name]):
-            problems.append(f"{path.name}: vector column {name!r} is {schema[name]}, expected a list of floats")
-        elif name in schema:
+    problems, missing = _check_columns(path.name, schema, expected)
+    vector_problems, present = _check_vector_columns(path.name, schema, mapped)
+    unexpected = _unexpected_columns(schema, known=expected.keys() | mapped.keys())
+    return Inspection(schema, present, missing, unexpected, problems + vector_problems)
+
+
+def _check_columns(
+    name: str, schema: Mapping[str, pl.DataType], expected: Mapping[str, tuple[str, bool]]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(problems, optional columns missing) of the expected columns."""
+    problems, missing = [], []
+    for column, (kind, required) in expected.items():
+        accepts, what = _KINDS[kind]
+        if column not in schema and required:
+            problems.append(f"{name}: lacks column {column!r}")
+        elif column not in schema:
+            missing.append(column)
+        elif not accepts(schema[column]):
+            problems.append(f"{name}: column {column!r} is {schema[column]}, expected {what}")
+    return tuple(problems), tuple(missing)
+
+
+def _check_vector_columns(
+    name: str, schema: Mapping[str, pl.DataType], mapped: Mapping[str, LegacyModel]
+) -> tuple[tuple[str, ...], tuple[LegacyModel, ...]]:
+    """(problems, models whose column is present with a vector type) of the mapped vector columns."""
+    problems, present = [], []
+    for column, model in mapped.items():
+        if column in schema and not is_vector(schema[column]):
+            problems.append(f"{name}: vector column {column!r} is {schema[column]}, expected a list of floats")
+        elif column in schema:
             present.append(model)
+    return tuple(problems), tuple(present)
+
+
+def _unexpected_columns(schema: Mapping[str, pl.DataType], *, known: Set[str]) -> tuple[str, ...]:
+    """Columns neither expected nor mapped; unmapped vector columns say how to migrate them."""
     unexpected = []
-    for name, dtype in schema.items():
-        if name in expected or name in mapped:
+    for column, dtype in schema.items():
+        if column in known:
             continue
-        hint = f" (vectors; pass --model {name}=ALIAS to migrate them)" if is_vector(dtype) else ""
-        unexpected.append(f"{name}{hint}")
-    return Inspection(schema, tuple(present), tuple(missing), tuple(unexpected), tuple(problems))
+        hint = f" (vectors; pass --model {column}=ALIAS to migrate them)" if is_vector(dtype) else ""
+        unexpected.append(f"{column}{hint}")
+    return tuple(unexpected)

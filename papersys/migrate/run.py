@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -14,105 +13,21 @@ import polars as pl
 
 from papersys.config import Config
 from papersys.errors import StoreError
-from papersys.migrate.legacy import (
-    GEN1_COLUMNS,
-    GEN2_COLUMNS,
-    GEN2_VECTOR_COLUMNS,
-    Inspection,
-    LegacyInput,
-    LegacyModel,
-    discover,
-    inspect_file,
-    model_mapping,
-)
+from papersys.migrate.legacy import LegacyInput, discover, model_mapping
 from papersys.migrate.merge import MetadataMerge
-from papersys.migrate.read import Keys, read_keys, read_metadata, vector_lengths
-from papersys.migrate.report import InputReport, MigrationReport, ModelReport, VectorCounts
+from papersys.migrate.read import read_metadata
+from papersys.migrate.report import InputReport, MigrationReport, ModelReport
+from papersys.migrate.source import READ_ERRORS, Source, open_input
 from papersys.migrate.targets import Target, resolve_targets
 from papersys.migrate.vectors import VALID, class_counts, classify_vectors, is_unit_norm
 from papersys.migrate.winners import Winners, pick_winners, win_column
 from papersys.migrate.writer import ModelWriter
 from papersys.runtime import ProgressTask, Runtime
-from papersys.store import embeddings as store
 from papersys.store.layout import Layout
 from papersys.store.metadata import COLUMNS
 from papersys.store.verify import verify_metadata_store
 
 BATCH_ROWS = 16_384  # vectors classified and written per part: 117 MB at 1792 dims
-_READ_ERRORS = (pl.exceptions.PolarsError, OSError, ValueError)
-
-
-@dataclass
-class Source:
-    """A usable input and what the run learns about it."""
-
-    index: int
-    inp: LegacyInput
-    meta: Inspection
-    vectors: Inspection | None
-    keys: Keys
-    lengths: dict[str, dict[int, int]]  # alias -> vector length -> rows
-    notes: list[str] = field(default_factory=list)
-    rows_for: dict[str, pl.DataFrame] = field(default_factory=dict)  # alias -> erow, id, year, text_hash
-    counts: dict[str, Counter[str]] = field(default_factory=dict)  # alias -> classes and actions
-    duplicates: int = 0
-    metadata_rows: int = 0
-    moved: int = 0
-    whitespace_only: int = 0
-
-    @property
-    def models(self) -> tuple[LegacyModel, ...]:
-        return self.vectors.models if self.vectors else ()
-
-    def report(self) -> InputReport:
-        vectors = tuple(
-            VectorCounts(m.alias, m.column, str(self.vectors.schema[m.column]) if self.vectors else "",
-                         **dict(self.counts.get(m.alias, Counter())))
-            for m in self.models
-        )  # fmt: skip
-        return InputReport(
-            file=self.inp.label, generation=self.inp.generation, vectors_file=self.inp.vectors_label,
-            missing_columns=self.meta.missing, unexpected_columns=_unexpected(self.meta, self.vectors),
-            notes=tuple(self.notes) + self.keys.notes, rows=self.keys.rows, ids=self.keys.ids,
-            vector_rows=self.keys.vector_rows, vector_ids=self.keys.vector_ids,
-            vectors_without_metadata=self.keys.vectors_without_metadata, no_date=self.keys.no_date,
-            duplicates=self.duplicates, metadata_rows=self.metadata_rows, moved=self.moved,
-            whitespace_only=self.whitespace_only, vectors=vectors,
-        )  # fmt: skip
-
-
-def _unexpected(meta: Inspection, vectors: Inspection | None) -> tuple[str, ...]:
-    extra = vectors.unexpected if vectors is not None and vectors is not meta else ()
-    return meta.unexpected + tuple(f"embedding file: {c}" for c in extra if c != "id")
-
-
-def open_input(index: int, inp: LegacyInput, mapping: Sequence[LegacyModel]) -> Source | InputReport:
-    """Check one input's columns and run its key pass; an unusable input comes back as its report."""
-    if inp.generation == 1:
-        meta = inspect_file(inp.path, GEN1_COLUMNS, mapping)
-        vectors: Inspection | None = meta
-    else:
-        meta = inspect_file(inp.path, GEN2_COLUMNS, mapping, vectors=False)
-        vectors = inspect_file(inp.vectors_path, GEN2_VECTOR_COLUMNS, mapping) if inp.vectors_path else None
-    problems = meta.problems + (vectors.problems if vectors is not None and vectors is not meta else ())
-    if problems:
-        return InputReport(inp.label, inp.generation, inp.vectors_label, problems=problems,
-                           missing_columns=meta.missing, unexpected_columns=meta.unexpected)  # fmt: skip
-    notes = []
-    if inp.generation == 2 and vectors is None:
-        notes.append(f"no embedding_{inp.year}.parquet beside it: metadata only")
-    elif vectors is not None and not vectors.models:
-        notes.append("no mapped vector column: metadata only (see unexpected columns)")
-    try:
-        keys = read_keys(inp, meta, vectors)
-        lengths = {}
-        if vectors is not None and inp.vectors_path is not None:
-            for m in vectors.models:
-                lengths[m.alias] = vector_lengths(inp.vectors_path, m.column, vectors.schema[m.column])
-    except _READ_ERRORS as exc:
-        problem = f"{inp.label}: cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-        return InputReport(inp.label, inp.generation, inp.vectors_label, problems=(problem,))
-    return Source(index, inp, meta, vectors, keys, lengths, notes)
 
 
 def run_migration(
@@ -156,12 +71,19 @@ def run_migration(
         task.close()
     models = [_migrate_model(layout, t, sources, merge, runtime, dry_run=dry_run, now=now) for t in targets]
     reports.update({s.inp.label: s.report() for s in sources})
+    in_order = sorted(reports, key=_order(found.inputs))
     return MigrationReport(
-        legacy_dir=str(legacy_dir), data_dir=str(layout.root), dry_run=dry_run,
-        inputs=tuple(reports[label] for label in sorted(reports, key=_order(found.inputs))),
-        ignored=found.ignored, duplicate_ids=winners.duplicate_ids, duplicate_rows=winners.duplicate_rows,
-        metadata=merge.counts(), models=tuple(models), seconds=runtime.monotonic() - started,
-    )  # fmt: skip
+        legacy_dir=str(legacy_dir),
+        data_dir=str(layout.root),
+        dry_run=dry_run,
+        inputs=tuple(reports[label] for label in in_order),
+        ignored=found.ignored,
+        duplicate_ids=winners.duplicate_ids,
+        duplicate_rows=winners.duplicate_rows,
+        metadata=merge.counts(),
+        models=tuple(models),
+        seconds=runtime.monotonic() - started,
+    )
 
 
 def _order(inputs: Sequence[LegacyInput]) -> Callable[[str], tuple[int, str]]:
@@ -177,7 +99,7 @@ def _merge_source(layout: Layout, s: Source, winners: Winners, merge: MetadataMe
     s.duplicates = rows.height - wanted.height
     try:
         frame = read_metadata(s.inp, s.meta, wanted)
-    except _READ_ERRORS as exc:  # it passed the key pass: the file changed or is damaged past its schema
+    except READ_ERRORS as exc:  # it passed the key pass: the file changed or is damaged past its schema
         raise StoreError(s.inp.path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
     frame = frame.join(wanted.select("row", "erow", "win_meta", *wins), on="row", how="left", maintain_order="left")
     won = frame.filter("win_meta")
@@ -204,8 +126,8 @@ def _migrate_model(
     holding = [s for s in sources if t.legacy in s.models]
     total = sum(s.rows_for[t.alias].height for s in holding)
     task = runtime.progress.task(f"migrate {t.alias}", total=total, unit="rows")
-    if not dry_run and t.dim is not None:
-        store.sweep(layout, t.alias)
+    if not dry_run and writer.store is not None:
+        writer.store.sweep()
     try:
         for s in holding:
             _migrate_source(s, t, writer, runtime, task)
@@ -217,11 +139,20 @@ def _migrate_model(
             writer.load(year)
     writer.compact()
     return ModelReport(
-        alias=t.alias, column=t.legacy.column, name=t.name, dim=t.dim, lengths=t.lengths, dtype=t.dtype,
-        normalize=t.implied_model().normalize if t.dim else False, unit_norm=t.unit_norm,
-        configured=t.model is not None, manifest=t.manifest_action,
-        years=writer.years(), notes=tuple(t.notes), config_block=t.config_block(),
-    )  # fmt: skip
+        alias=t.alias,
+        column=t.legacy.column,
+        name=t.name,
+        dim=t.dim,
+        lengths=t.lengths,
+        dtype=t.dtype,
+        normalize=t.implied_model().normalize if t.dim else False,
+        unit_norm=t.unit_norm,
+        configured=t.model is not None,
+        manifest=t.manifest_action,
+        years=writer.years(),
+        notes=tuple(t.notes),
+        config_block=t.config_block(),
+    )
 
 
 def _migrate_source(s: Source, t: Target, writer: ModelWriter, runtime: Runtime, task: ProgressTask) -> None:

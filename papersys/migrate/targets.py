@@ -65,11 +65,8 @@ class Target:
             return self.model
         assert self.dim is not None
         normalize = self.unit_norm if self.unit_norm is not None else True
-        if self.manifest is not None:
-            m = self.manifest
-            return ModelConfig(alias=self.alias, name=m.name, backend=m.backend,  # type: ignore[arg-type]
-                               dim=m.dim, dtype=m.dtype, normalize=m.normalize,  # type: ignore[arg-type]
-                               template=m.template, prefix=m.prefix, max_length=m.max_length)  # fmt: skip
+        if self.manifest is not None:  # a kept manifest: its identity, field for field
+            return ModelConfig(alias=self.alias, **self.manifest.identity())
         return ModelConfig(
             alias=self.alias, name=self.name, dim=self.dim, normalize=normalize, template=LEGACY_TEMPLATE
         )

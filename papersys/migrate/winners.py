@@ -8,6 +8,16 @@ from dataclasses import dataclass
 
 import polars as pl
 
+_EMPTY_SCHEMA = {  # Winners.frame of no input (the win:<alias> flags are added per model)
+    "input": pl.Int32,
+    "row": pl.UInt32,
+    "id": pl.String,
+    "key": pl.Date,
+    "year": pl.Int32,
+    "erow": pl.UInt32,
+    "win_meta": pl.Boolean,
+}
+
 
 @dataclass(frozen=True)
 class Winners:
@@ -33,9 +43,7 @@ def pick_winners(keys: Sequence[pl.DataFrame], model_inputs: Mapping[str, Sequen
     columns = ("row", "id", "key", "year", "erow")
     frames = [k.select(columns).with_columns(input=pl.lit(i, pl.Int32)) for i, k in enumerate(keys)]
     if not frames:
-        schema = {"input": pl.Int32, "row": pl.UInt32, "id": pl.String, "key": pl.Date, "year": pl.Int32,
-                  "erow": pl.UInt32, "win_meta": pl.Boolean}  # fmt: skip
-        empty = pl.DataFrame(schema=schema)
+        empty = pl.DataFrame(schema=_EMPTY_SCHEMA)
         return Winners(empty.with_columns(pl.lit(False).alias(win_column(a)) for a in model_inputs), 0, 0)
     ordered = (
         pl.concat(frames, how="vertical_relaxed")

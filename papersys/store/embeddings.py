@@ -1,11 +1,8 @@
-"""The embedding store of one model: ``<year>.parquet`` files, pending chunk parts, and ``manifest.json``.
-
-Every reader goes through ``read_embeddings``: year file + pending parts, one row per id (latest written wins).
-"""
+"""The embedding store of one model (``EmbeddingStore``): ``<year>.parquet`` files, pending chunk parts and
+``manifest.json``. Every read merges a year file with its parts, one row per id (latest written wins)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +19,6 @@ from papersys.store.layout import Layout
 EMBEDDED_AT = pl.Datetime("us", "UTC")
 STORAGE_DTYPES: dict[str, pl.DataType] = {"float32": pl.Float32(), "float16": pl.Float16()}
 KEY_COLUMNS = ("id", "text_hash", "embedded_at")
-_PART = re.compile(r"^(\d{4})-(\d{6})\.parquet$")
 _VALIDITY_BLOCK = 65_536  # rows checked per numpy block: bounds the temporary boolean arrays
 
 
@@ -56,11 +52,12 @@ class Manifest:
 
     def differences(self, configured: Manifest) -> list[str]:
         """``field: stored X != configured Y`` for every identity field that differs."""
-        return [
-            f"{key}: stored {getattr(self, key)!r} != configured {getattr(configured, key)!r}"
-            for key in self.IDENTITY
-            if getattr(self, key) != getattr(configured, key)
-        ]
+        ours, theirs = self.identity(), configured.identity()
+        return [f"{k}: stored {ours[k]!r} != configured {theirs[k]!r}" for k in ours if ours[k] != theirs[k]]
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that must match the configured model."""
+        return {key: getattr(self, key) for key in self.IDENTITY}
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -96,39 +93,159 @@ def write_manifest(layout: Layout, alias: str, manifest: Manifest) -> None:
 # files ----------------------------------------------------------------------------------------------------
 def pending_parts(layout: Layout, alias: str, year: int | None = None) -> list[Path]:
     """Part files of ``year`` (or of every year), oldest first."""
-    directory = layout.embedding_pending_dir(alias)
-    if not directory.is_dir():
-        return []
-    found = []
-    for entry in directory.iterdir():
-        match = _PART.match(entry.name)
-        if match and (year is None or int(match.group(1)) == year):
-            found.append((int(match.group(1)), int(match.group(2)), entry))
-    return [entry for _, _, entry in sorted(found)]
+    return [part.path for part in layout.embedding_parts(alias, year)]
 
 
 def stored_years(layout: Layout, alias: str) -> list[int]:
     """Years with a year file or a pending part."""
-    parts = {int(p.name[:4]) for p in pending_parts(layout, alias)}
+    parts = {part.year for part in layout.embedding_parts(alias)}
     return sorted(set(layout.embedding_years(alias)) | parts)
 
 
-def files_signature(layout: Layout, alias: str, year: int) -> list[list[Any]]:
-    """(name, size, mtime_ns, inode) of the year file and its parts: changes whenever any of them does."""
-    sig = []
-    for path in [layout.embedding_file(alias, year), *pending_parts(layout, alias, year)]:
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            continue
-        sig.append([path.name, st.st_size, st.st_mtime_ns, st.st_ino])
-    return sig
+# the handle -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Compaction:
+    rows: int
+    pruned: int
+    parts: int
 
 
-def sweep(layout: Layout, alias: str) -> None:
-    """Remove temp files that writers killed mid-write left behind."""
-    sweep_temp_files(layout.embeddings_dir(alias))
-    sweep_temp_files(layout.embedding_pending_dir(alias))
+@dataclass(frozen=True)
+class EmbeddingStore:
+    """One model's stored vectors: ``embeddings/<alias>/`` in ``layout``, ``dim`` wide, stored as ``dtype``.
+
+    ``valid_since`` is the manifest's: rows embedded before it read as stale, and a year file of another
+    width whose rows all predate it (a re-embed to a new dim in progress) reads as unusable, not as an error.
+    """
+
+    layout: Layout
+    alias: str
+    dim: int
+    dtype: str = "float32"
+    valid_since: datetime | None = None
+
+    # paths ------------------------------------------------------------------------------------------------
+    @property
+    def manifest_file(self) -> Path:
+        return self.layout.manifest_file(self.alias)
+
+    @property
+    def coverage_cache(self) -> Path:
+        return self.layout.coverage_cache(self.alias)
+
+    @property
+    def worker_log(self) -> Path:
+        return self.layout.worker_log(self.alias)
+
+    def year_file(self, year: int) -> Path:
+        return self.layout.embedding_file(self.alias, year)
+
+    # files ------------------------------------------------------------------------------------------------
+    def years(self) -> list[int]:
+        """Years with a year file or a pending part."""
+        return stored_years(self.layout, self.alias)
+
+    def pending_parts(self, year: int | None = None) -> list[Path]:
+        """Part files of ``year`` (or of every year), oldest first."""
+        return pending_parts(self.layout, self.alias, year)
+
+    def pending_years(self) -> list[int]:
+        """Years with parts not yet compacted."""
+        return sorted({part.year for part in self.layout.embedding_parts(self.alias)})
+
+    def files_signature(self, year: int) -> list[list[Any]]:
+        """(name, size, mtime_ns, inode) of the year file and its parts: changes whenever any of them does."""
+        sig = []
+        for path in [self.year_file(year), *self.pending_parts(year)]:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            sig.append([path.name, st.st_size, st.st_mtime_ns, st.st_ino])
+        return sig
+
+    def sweep(self) -> None:
+        """Remove temp files that writers killed mid-write left behind."""
+        sweep_temp_files(self.layout.embeddings_dir(self.alias))
+        sweep_temp_files(self.layout.embedding_pending_dir(self.alias))
+
+    # manifest ---------------------------------------------------------------------------------------------
+    def read_manifest(self) -> Manifest | None:
+        return read_manifest(self.layout, self.alias)
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        write_manifest(self.layout, self.alias, manifest)
+
+    # vectors ----------------------------------------------------------------------------------------------
+    def canonical(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` cast to the stored schema, in schema column order."""
+        schema = embedding_schema(self.dim, self.dtype)
+        return frame.select([pl.col(name).cast(kind) for name, kind in schema.items()])
+
+    def read(self, year: int, *, vectors: bool = True) -> pl.DataFrame:
+        """The stored rows of one year: ``id, text_hash, embedded_at, valid`` (+ ``vector``), one per id.
+
+        Year file and pending parts; where an id repeats, the latest written file wins (parts after the year
+        file, later parts after earlier ones), so a kill between compaction and part deletion shows no
+        duplicates. That is also the newest ``embedded_at``, unless the clock stepped back.
+        """
+        frames = []
+        for path in [self.year_file(year), *self.pending_parts(year)]:
+            if not path.exists():
+                continue
+            frame = _read_file(path, self.dim, self.dtype, self.valid_since)
+            frames.append(frame if vectors else frame.drop("vector"))
+        columns = [*KEY_COLUMNS, "valid", *(["vector"] if vectors else [])]
+        if not frames:
+            schema = embedding_schema(self.dim, self.dtype) | {"valid": pl.Boolean()}
+            return pl.DataFrame(schema=schema).select(columns)
+        frame = pl.concat(frames, how="vertical")  # in write order: the year file, then parts oldest first
+        if frame["id"].is_duplicated().any():
+            frame = frame.unique(subset="id", keep="last", maintain_order=True)
+        return frame.select(columns)
+
+    def write_part(self, year: int, frame: pl.DataFrame) -> Path:
+        """Write one durable chunk of new vectors as the next part file of ``year``."""
+        parts = self.layout.embedding_parts(self.alias, year)
+        seq = parts[-1].seq + 1 if parts else 1
+        path = self.layout.embedding_part_file(self.alias, year, seq)
+        write_parquet(self.canonical(frame), path)
+        return path
+
+    def compact(self, year: int, *, keep_ids: pl.Series | None = None) -> Compaction:
+        """Merge the year file and its parts into one new year file, drop ids not in ``keep_ids``, delete parts.
+
+        The year file is replaced atomically first and the parts deleted after, so a kill in between leaves
+        parts that merely repeat rows of the year file.
+        """
+        parts = self.pending_parts(year)
+        frame = self.read(year)
+        pruned = 0
+        if keep_ids is not None:
+            kept = frame.filter(pl.col("id").is_in(keep_ids.implode()))
+            pruned = frame.height - kept.height
+            frame = kept
+        path = self.year_file(year)
+        if frame.height or path.exists():
+            write_parquet(self.canonical(frame.sort("id")), path)
+        crash_point("embed.compacted")  # the year file holds every row, its parts are not deleted yet
+        for part in parts:
+            part.unlink(missing_ok=True)
+        return Compaction(rows=frame.height, pruned=pruned, parts=len(parts))
+
+
+def read_embeddings(
+    layout: Layout,
+    alias: str,
+    year: int,
+    *,
+    dim: int,
+    dtype: str = "float32",
+    valid_since: datetime | None = None,
+    vectors: bool = True,
+) -> pl.DataFrame:
+    """``EmbeddingStore.read`` for a caller that holds no handle."""
+    return EmbeddingStore(layout, alias, dim, dtype, valid_since).read(year, vectors=vectors)
 
 
 # reading --------------------------------------------------------------------------------------------------
@@ -186,89 +303,3 @@ def _read_file(path: Path, dim: int, dtype: str, valid_since: datetime | None) -
 
 def _utc(column: str) -> pl.Expr:
     return pl.col(column).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-
-
-def read_embeddings(
-    layout: Layout,
-    alias: str,
-    year: int,
-    *,
-    dim: int,
-    dtype: str = "float32",
-    valid_since: datetime | None = None,
-    vectors: bool = True,
-) -> pl.DataFrame:
-    """The stored rows of one model-year: ``id, text_hash, embedded_at, valid`` (+ ``vector``), one per id.
-
-    Reads the year file and the pending parts; where an id occurs more than once the latest written file
-    wins (parts are newer than the year file, later parts newer than earlier ones), which is also the
-    newest ``embedded_at`` unless the clock stepped back. A kill between compaction and part deletion thus
-    never shows duplicates.
-    """
-    frames = []
-    for path in [layout.embedding_file(alias, year), *pending_parts(layout, alias, year)]:
-        if not path.exists():
-            continue
-        frame = _read_file(path, dim, dtype, valid_since)
-        frames.append(frame if vectors else frame.drop("vector"))
-    columns = [*KEY_COLUMNS, "valid", *(["vector"] if vectors else [])]
-    if not frames:
-        schema = embedding_schema(dim, dtype) | {"valid": pl.Boolean()}
-        return pl.DataFrame(schema=schema).select(columns)
-    frame = pl.concat(frames, how="vertical")  # in write order: the year file, then parts oldest first
-    if frame["id"].is_duplicated().any():
-        frame = frame.unique(subset="id", keep="last", maintain_order=True)
-    return frame.select(columns)
-
-
-# writing --------------------------------------------------------------------------------------------------
-def canonical(frame: pl.DataFrame, dim: int, dtype: str) -> pl.DataFrame:
-    """``frame`` cast to the stored schema, in schema column order."""
-    return frame.select([pl.col(name).cast(kind) for name, kind in embedding_schema(dim, dtype).items()])
-
-
-def write_part(layout: Layout, alias: str, year: int, frame: pl.DataFrame, *, dim: int, dtype: str) -> Path:
-    """Write one durable chunk of new vectors as the next part file of ``year``."""
-    parts = pending_parts(layout, alias, year)
-    seq = int(parts[-1].name[5:11]) + 1 if parts else 1
-    path = layout.embedding_pending_dir(alias) / f"{year}-{seq:06d}.parquet"
-    write_parquet(canonical(frame, dim, dtype), path)
-    return path
-
-
-@dataclass(frozen=True)
-class Compaction:
-    rows: int
-    pruned: int
-    parts: int
-
-
-def compact_year(
-    layout: Layout,
-    alias: str,
-    year: int,
-    *,
-    dim: int,
-    dtype: str,
-    keep_ids: pl.Series | None = None,
-    valid_since: datetime | None = None,
-) -> Compaction:
-    """Merge the year file and its parts into one new year file, drop ids not in ``keep_ids``, delete parts.
-
-    The year file is replaced atomically first and the parts deleted after, so a kill in between leaves
-    parts that merely repeat rows of the year file.
-    """
-    parts = pending_parts(layout, alias, year)
-    frame = read_embeddings(layout, alias, year, dim=dim, dtype=dtype, valid_since=valid_since)
-    pruned = 0
-    if keep_ids is not None:
-        kept = frame.filter(pl.col("id").is_in(keep_ids.implode()))
-        pruned = frame.height - kept.height
-        frame = kept
-    path = layout.embedding_file(alias, year)
-    if frame.height or path.exists():
-        write_parquet(canonical(frame.sort("id"), dim, dtype), path)
-    crash_point("embed.compacted")  # the year file holds every row, its parts are not deleted yet
-    for part in parts:
-        part.unlink(missing_ok=True)
-    return Compaction(rows=frame.height, pruned=pruned, parts=len(parts))

@@ -5,13 +5,36 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-_YEAR_FILE = re.compile(r"^(\d{4})\.parquet$")
+_YEAR_FILE = re.compile(r"^(\d{4})\.parquet$")  # metadata/<year>.parquet, embeddings/<alias>/<year>.parquet
+_PART_FILE = re.compile(r"^(\d{4})-(\d{6})\.parquet$")  # embeddings/<alias>/pending/<year>-<seq>.parquet
+
+
+def _year_name(year: int) -> str:
+    return f"{year}.parquet"
+
+
+def _part_name(year: int, seq: int) -> str:
+    return f"{year}-{seq:06d}.parquet"
+
+
+class PendingPart(NamedTuple):
+    """A chunk part file of one model-year; sorting gives write order (year, then sequence number)."""
+
+    year: int
+    seq: int
+    path: Path
 
 
 @dataclass(frozen=True)
 class Layout:
     root: Path
+
+    @property
+    def top_dirs(self) -> tuple[Path, ...]:
+        """The directories papersys keeps under the root (in the order pre-flight checks look at them)."""
+        return (self.metadata_dir, self.embeddings_root, self.state_dir, self.locks_dir)
 
     # metadata -------------------------------------------------------------------------------------------
     @property
@@ -19,7 +42,7 @@ class Layout:
         return self.root / "metadata"
 
     def metadata_file(self, year: int) -> Path:
-        return self.metadata_dir / f"{year}.parquet"
+        return self.metadata_dir / _year_name(year)
 
     def metadata_years(self) -> list[int]:
         return _years_in(self.metadata_dir)
@@ -33,7 +56,7 @@ class Layout:
         return self.embeddings_root / alias
 
     def embedding_file(self, alias: str, year: int) -> Path:
-        return self.embeddings_dir(alias) / f"{year}.parquet"
+        return self.embeddings_dir(alias) / _year_name(year)
 
     def embedding_years(self, alias: str) -> list[int]:
         return _years_in(self.embeddings_dir(alias))
@@ -44,6 +67,21 @@ class Layout:
     def embedding_pending_dir(self, alias: str) -> Path:
         """Chunk part files (``<year>-<seq>.parquet``) not yet compacted into the year files."""
         return self.embeddings_dir(alias) / "pending"
+
+    def embedding_part_file(self, alias: str, year: int, seq: int) -> Path:
+        return self.embedding_pending_dir(alias) / _part_name(year, seq)
+
+    def embedding_parts(self, alias: str, year: int | None = None) -> list[PendingPart]:
+        """The part files of ``year`` (or of every year), oldest first."""
+        directory = self.embedding_pending_dir(alias)
+        if not directory.is_dir():
+            return []
+        found = []
+        for entry in directory.iterdir():
+            match = _PART_FILE.match(entry.name)
+            if match and (year is None or int(match.group(1)) == year):
+                found.append(PendingPart(int(match.group(1)), int(match.group(2)), entry))
+        return sorted(found)
 
     def coverage_cache(self, alias: str) -> Path:
         """Per-year coverage counts of one model, keyed by a signature of their input files."""

@@ -232,7 +232,9 @@ def upsert(
     for year in years:
         incoming = records.filter(pl.col("_year") == year).drop("_year")
         year_dels = dels.filter(pl.col("_year") == year).drop("_year")
-        changes.append(_upsert_year(layout, year, incoming, year_dels, tombs_by_id, dry_run))
+        changes.append(
+            _upsert_year(layout, year, incoming, deletions=year_dels, tombstones=tombs_by_id, dry_run=dry_run)
+        )
     return UpsertResult(tuple(changes))
 
 
@@ -240,6 +242,7 @@ def _upsert_year(
     layout: Layout,
     year: int,
     incoming: pl.DataFrame,
+    *,
     deletions: pl.DataFrame,
     tombstones: pl.DataFrame,
     dry_run: bool,

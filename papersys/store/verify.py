@@ -12,7 +12,6 @@ from papersys.store.atomic import sweep_temp_files
 from papersys.store.layout import Layout
 from papersys.store.metadata import DELETION_SCHEMA, METADATA_SCHEMA, check_schema
 
-_SUBDIRS = ("metadata", "embeddings", "state", ".locks")
 _POINT_AT_DIR = "point data_dir (or --data-dir) at a directory"
 _PERMISSIONS = "fix its permissions, or run papersys as the user that owns it"
 
@@ -35,8 +34,7 @@ def check_data_dir(root: Path, *, write: bool) -> None:
     if not root.is_dir():
         raise StoreError(root, "data_dir is not a directory", _POINT_AT_DIR)
     _check_access(root, "data_dir", write)
-    for name in _SUBDIRS:
-        sub = root / name
+    for sub in Layout(root).top_dirs:
         if sub.exists() and not sub.is_dir():
             raise StoreError(sub, "is not a directory", "move it aside: papersys keeps its files in this directory")
         if sub.is_dir():

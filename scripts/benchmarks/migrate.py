@@ -128,13 +128,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {}
         for name, extra in (("dry_run", ["--dry-run"]), ("migrate", []), ("rerun", [])):
             report = work / f"{name}.json"
-            wall, code, rss = run_script([str(legacy), "--config", str(config), "--report", str(report), *extra],
-                                         work / f"{name}.log")  # fmt: skip
+            wall, code, rss = run_script(
+                [str(legacy), "--config", str(config), "--report", str(report), *extra], work / f"{name}.log"
+            )
             if code:
                 raise SystemExit(f"{name} failed ({code}): {(work / f'{name}.log').read_text()[-2000:]}")
             data = json.loads(report.read_text())
-            results[name] = {"wall_s": round(wall, 1), "rows_per_s": round(args.rows / wall), "peak_rss_mb": rss,
-                             "new": data["new"], "report_s": data["seconds"]}  # fmt: skip
+            results[name] = {
+                "wall_s": round(wall, 1),
+                "rows_per_s": round(args.rows / wall),
+                "peak_rss_mb": rss,
+                "new": data["new"],
+                "report_s": data["seconds"],
+            }
             if name == "migrate":
                 results["counts"] = data["counts"]
         store_bytes = sum(p.stat().st_size for p in (work / "data").rglob("*.parquet"))

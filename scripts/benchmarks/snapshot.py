@@ -139,7 +139,7 @@ def _write(out: TextIO, ids: list[tuple[str, int, int]], rng: random.Random, cor
             f'"license":"http://arxiv.org/licenses/nonexclusive-distrib/1.0/","abstract":"  {abstract}\\n",'
             f'"versions":[{",".join(versions)}],"update_date":"{update}",'
             f'"authors_parsed":{dumps([[k, f, ""] for k, f in authors], ensure_ascii=False)}}}\n'
-        )  # fmt: skip
+        )
         if len(buffer) >= 10_000:
             out.write("".join(buffer))
             buffer.clear()
@@ -161,8 +161,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         size = generate(source, args.lines)
         gen_s = time.perf_counter() - t0
         print(f"generated {args.lines:,} lines, {size / 1e9:.2f} GB in {gen_s:.0f} s", file=sys.stderr)
-        cmd = [sys.executable, "-m", "papersys", "--data-dir", str(work / "data"), "ingest", "--snapshot",
-               str(source), "--json"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "papersys",
+            "--data-dir",
+            str(work / "data"),
+            "ingest",
+            "--snapshot",
+            str(source),
+            "--json",
+        ]
         env = {k: v for k, v in os.environ.items() if k != "PAPERSYS_CONFIG"}  # embedded defaults
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)

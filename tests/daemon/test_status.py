@@ -165,7 +165,7 @@ def test_write_jobs_refresh_the_coverage_cache_so_status_recounts_nothing(
     from support.oai_server import OAIServer
     from support.papers import synthetic_papers
 
-    from papersys.embed.coverage import file_stat, signature
+    from papersys.embed.coverage import file_stat, model_store, signature
     from papersys.embed.manifest import check_manifest
     from papersys.store.atomic import read_json
 
@@ -179,10 +179,10 @@ def test_write_jobs_refresh_the_coverage_cache_so_status_recounts_nothing(
         service.embed_autopatch(config, engine_factory=engine_factory)  # type: ignore[arg-type]
         service.ingest(config, start=date(2024, 3, 1), until=date(2024, 3, 10))
     model = config.embedding.models[0]
-    manifest = check_manifest(layout, model)
+    emb = model_store(layout, model, check_manifest(layout, model))
     cache = read_json(layout.coverage_cache(model.alias))["years"]
     for year in layout.metadata_years():  # every year's cached signature is the current one
-        current = signature(layout, model, manifest, year, file_stat(layout.metadata_file(year)))
+        current = signature(emb, model, year, file_stat(layout.metadata_file(year)))
         assert cache[str(year)]["signature"] == current, year
     report = service.status(config)
     assert report.models[0].missing == report.total_papers - len(PAPERS) > 0

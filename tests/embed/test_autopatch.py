@@ -24,6 +24,7 @@ from papersys.embed.text import text_hash
 from papersys.errors import EngineError, Interrupted, ManifestMismatchError
 from papersys.runtime import NullObserver, ProgressTask, Runtime
 from papersys.store import embeddings as store
+from papersys.store.embeddings import EmbeddingStore
 from papersys.store.layout import Layout
 from papersys.store.metadata import upsert
 
@@ -71,7 +72,7 @@ def test_first_run_embeds_every_paper_and_a_second_run_embeds_none(
     calls: list[str] = []
     again = service.embed_autopatch(config, engine_factory=factory(counting, calls))
     assert again.embedded == 0 and calls == []  # nothing to do: the model is not even loaded
-    assert again.models[0].summary().startswith("minilm: embedded 0 papers")
+    assert again.models[0].summary_line().startswith("minilm: embedded 0 papers")
 
 
 def test_a_title_edit_reembeds_exactly_that_paper(config: Config, counting: CountingEngine) -> None:
@@ -114,7 +115,7 @@ def test_orphans_are_counted_never_covered_and_pruned(config: Config, counting: 
     service.embed_autopatch(config, engine_factory=factory(counting))
     layout = Layout(config.data_dir)
     orphan = stored(config, 2024).head(1).with_columns(id=pl.lit("2401.09999"))
-    store.write_part(layout, "minilm", 2024, orphan.drop("valid"), dim=384, dtype="float32")
+    EmbeddingStore(layout, "minilm", 384).write_part(2024, orphan.drop("valid"))
     total = service.embed_backlog(config).models[0].total
     assert total == Coverage(papers=6, valid=6, orphans=1)
     report = service.embed_autopatch(config, engine_factory=factory(counting))

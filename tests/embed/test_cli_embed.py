@@ -15,6 +15,7 @@ from support.embedding import add_papers
 from papersys.cli import cli, main
 from papersys.embed.engines.base import Engine
 from papersys.store import embeddings as store
+from papersys.store.embeddings import EmbeddingStore
 from papersys.store.layout import Layout
 
 
@@ -68,7 +69,7 @@ def test_unknown_alias_and_manifest_mismatch_are_one_line_errors(
     assert code == 2 and err == "error: unknown model alias 'nope' (configured in the embedded defaults: minilm)\n"
     vectors = pl.DataFrame({"id": ["2401.00001"], "text_hash": ["h"], "vector": pl.Series(np.ones((1, 768))),
                             "embedded_at": [datetime(2024, 1, 1, tzinfo=UTC)]})  # fmt: skip
-    store.write_part(Layout(data_dir), "minilm", 2024, vectors, dim=768, dtype="float32")  # vectors behind it
+    EmbeddingStore(Layout(data_dir), "minilm", 768).write_part(2024, vectors)  # vectors behind it
     manifest = data_dir / "embeddings" / "minilm" / "manifest.json"
     manifest.write_text(json.dumps({
         "name": "sentence-transformers/all-MiniLM-L6-v2", "backend": "sentence_transformer", "dim": 768,

@@ -14,7 +14,7 @@ from support.legacy import DIMS, GAPS, NOW, build_fixture, migrate
 
 from papersys import service
 from papersys.config import Config, ModelConfig
-from papersys.embed.coverage import plan_year
+from papersys.embed.coverage import model_store, plan_year
 from papersys.embed.manifest import check_manifest, configured_manifest
 from papersys.errors import Interrupted, ManifestMismatchError, UsageError
 from papersys.runtime import ProgressTask, Runtime
@@ -41,10 +41,10 @@ def legacy_dir(tmp_path: Path) -> Path:
 
 def gap_ids(config: Config, model: ModelConfig) -> dict[str, str]:
     layout = Layout(config.data_dir)
-    manifest = check_manifest(layout, model)
+    emb = model_store(layout, model, check_manifest(layout, model))
     gaps: dict[str, str] = {}
     for year in layout.metadata_years():
-        plan = plan_year(layout, model, manifest, year)
+        plan = plan_year(emb, model, year)
         gaps |= {i: str(s) for i, s in plan.gaps.select("id", "status").iter_rows()}
     return gaps
 

@@ -39,6 +39,7 @@ from papersys.config import Config, ModelConfig
 from papersys.embed.text import text_hash
 from papersys.migrate.report import MigrationReport
 from papersys.store import embeddings as store
+from papersys.store.embeddings import EmbeddingStore
 from papersys.store.layout import Layout
 from papersys.store.metadata import clean_text, read_year, upsert
 
@@ -275,7 +276,7 @@ def test_a_store_vector_as_current_as_the_legacy_one_is_kept(config: Config, leg
         {"id": ["2301.00002", "2301.00001"], "text_hash": [current, "whatever"],
          "vector": [[0.5] * 8, [0.0] * 8], "embedded_at": [NOW, NOW]},
     )  # fmt: skip
-    store.write_part(layout, "jasper_v1", 2023, fresh, dim=8, dtype="float32")
+    EmbeddingStore(layout, "jasper_v1", 8).write_part(2023, fresh)
     again = migrate(config, legacy[0])
     jasper = by_file(again)["2023.parquet"]["vectors"]["jasper_v1"]  # type: ignore[index]
     assert (jasper["kept"], jasper["replaced"], jasper["unchanged"]) == (1, 1, 1)

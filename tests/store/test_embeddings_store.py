@@ -11,7 +11,7 @@ import pytest
 
 from papersys.errors import StoreError
 from papersys.store import embeddings as store
-from papersys.store.embeddings import Manifest
+from papersys.store.embeddings import EmbeddingStore, Manifest
 from papersys.store.layout import Layout
 
 DIM = 4
@@ -23,6 +23,11 @@ def layout(tmp_path: Path) -> Layout:
     return Layout(tmp_path / "data")
 
 
+@pytest.fixture
+def emb(layout: Layout) -> EmbeddingStore:
+    return EmbeddingStore(layout, "m", DIM)
+
+
 def rows(ids: list[str], value: float, at: datetime = T0, hash_: str = "h") -> pl.DataFrame:
     vectors = np.full((len(ids), DIM), value, dtype=np.float32)
     return pl.DataFrame(
@@ -30,30 +35,30 @@ def rows(ids: list[str], value: float, at: datetime = T0, hash_: str = "h") -> p
     )
 
 
-def read(layout: Layout, **kw: object) -> pl.DataFrame:
-    return store.read_embeddings(layout, "m", 2024, dim=DIM, **kw).sort("id")  # type: ignore[arg-type]
+def read(layout: Layout, *, valid_since: datetime | None = None, vectors: bool = True) -> pl.DataFrame:
+    return EmbeddingStore(layout, "m", DIM, valid_since=valid_since).read(2024, vectors=vectors).sort("id")
 
 
 def first_values(frame: pl.DataFrame) -> dict[str, float]:
     return {r["id"]: float(r["vector"][0]) for r in frame.iter_rows(named=True)}
 
 
-def test_parts_override_the_year_file_and_later_parts_earlier_ones(layout: Layout) -> None:
-    store.write_part(layout, "m", 2024, rows(["a", "b", "c"], 1.0), dim=DIM, dtype="float32")
-    store.compact_year(layout, "m", 2024, dim=DIM, dtype="float32")
-    store.write_part(layout, "m", 2024, rows(["b"], 2.0, T0 + timedelta(1)), dim=DIM, dtype="float32")
-    store.write_part(layout, "m", 2024, rows(["b", "d"], 3.0, T0 + timedelta(2)), dim=DIM, dtype="float32")
-    assert [p.name for p in store.pending_parts(layout, "m", 2024)] == ["2024-000001.parquet", "2024-000002.parquet"]
+def test_parts_override_the_year_file_and_later_parts_earlier_ones(layout: Layout, emb: EmbeddingStore) -> None:
+    emb.write_part(2024, rows(["a", "b", "c"], 1.0))
+    emb.compact(2024)
+    emb.write_part(2024, rows(["b"], 2.0, T0 + timedelta(1)))
+    emb.write_part(2024, rows(["b", "d"], 3.0, T0 + timedelta(2)))
+    assert [p.name for p in emb.pending_parts(2024)] == ["2024-000001.parquet", "2024-000002.parquet"]
     frame = read(layout)
     assert first_values(frame) == {"a": 1.0, "b": 3.0, "c": 1.0, "d": 3.0}
     assert frame["valid"].all()
     assert store.stored_years(layout, "m") == [2024]
 
 
-def test_compaction_merges_prunes_sorts_and_removes_parts(layout: Layout) -> None:
-    store.write_part(layout, "m", 2024, rows(["c", "a"], 1.0), dim=DIM, dtype="float32")
-    store.write_part(layout, "m", 2024, rows(["b", "gone"], 2.0), dim=DIM, dtype="float32")
-    done = store.compact_year(layout, "m", 2024, dim=DIM, dtype="float32", keep_ids=pl.Series(["a", "b", "c"]))
+def test_compaction_merges_prunes_sorts_and_removes_parts(layout: Layout, emb: EmbeddingStore) -> None:
+    emb.write_part(2024, rows(["c", "a"], 1.0))
+    emb.write_part(2024, rows(["b", "gone"], 2.0))
+    done = emb.compact(2024, keep_ids=pl.Series(["a", "b", "c"]))
     assert (done.rows, done.pruned, done.parts) == (3, 1, 2)
     assert store.pending_parts(layout, "m") == []
     on_disk = pl.read_parquet(layout.embedding_file("m", 2024))
@@ -61,35 +66,36 @@ def test_compaction_merges_prunes_sorts_and_removes_parts(layout: Layout) -> Non
     assert dict(on_disk.schema) == store.embedding_schema(DIM, "float32")
 
 
-def test_kill_between_compaction_and_part_deletion_shows_no_duplicates(layout: Layout) -> None:
-    part = store.write_part(layout, "m", 2024, rows(["a", "b"], 1.0), dim=DIM, dtype="float32")
+def test_kill_between_compaction_and_part_deletion_shows_no_duplicates(layout: Layout, emb: EmbeddingStore) -> None:
+    part = emb.write_part(2024, rows(["a", "b"], 1.0))
     kept = part.read_bytes()
-    store.compact_year(layout, "m", 2024, dim=DIM, dtype="float32")
+    emb.compact(2024)
     part.write_bytes(kept)  # as if the process died before unlinking the part
     frame = read(layout)
     assert frame["id"].to_list() == ["a", "b"]
     # and a later part still wins over both
-    store.write_part(layout, "m", 2024, rows(["a"], 5.0), dim=DIM, dtype="float32")
+    emb.write_part(2024, rows(["a"], 5.0))
     assert first_values(read(layout)) == {"a": 5.0, "b": 1.0}
 
 
 def test_float16_storage_round_trips(layout: Layout) -> None:
-    store.write_part(layout, "m", 2024, rows(["a"], 0.1234), dim=DIM, dtype="float16")
-    store.compact_year(layout, "m", 2024, dim=DIM, dtype="float16")
+    f16 = EmbeddingStore(layout, "m", DIM, "float16")
+    f16.write_part(2024, rows(["a"], 0.1234))
+    f16.compact(2024)
     assert pl.read_parquet_schema(layout.embedding_file("m", 2024))["vector"] == pl.Array(pl.Float16, DIM)
-    frame = store.read_embeddings(layout, "m", 2024, dim=DIM, dtype="float16")
+    frame = f16.read(2024)
     vec = frame["vector"].to_numpy()
     assert vec.dtype == np.float16
     assert np.allclose(vec.astype(np.float32), 0.1234, atol=1e-3)
     assert frame["valid"].to_list() == [True]
 
 
-def test_invalid_vectors_are_flagged_not_dropped(layout: Layout) -> None:
+def test_invalid_vectors_are_flagged_not_dropped(layout: Layout, emb: EmbeddingStore) -> None:
     vectors = np.array([[1, 2, 3, 4], [np.nan, 1, 1, 1], [0, 0, 0, 0], [np.inf, 1, 1, 1]], dtype=np.float32)
     frame = pl.DataFrame(
         {"id": list("abcd"), "text_hash": ["h"] * 4, "vector": pl.Series(vectors), "embedded_at": [T0] * 4}
     )
-    store.write_part(layout, "m", 2024, frame, dim=DIM, dtype="float32")
+    emb.write_part(2024, frame)
     assert dict(zip(*read(layout).select("id", "valid").to_dict(as_series=False).values(), strict=True)) == {
         "a": True,
         "b": False,
@@ -98,7 +104,7 @@ def test_invalid_vectors_are_flagged_not_dropped(layout: Layout) -> None:
     }
 
 
-def test_list_vectors_are_read_leniently_and_rewritten_canonically(layout: Layout) -> None:
+def test_list_vectors_are_read_leniently_and_rewritten_canonically(layout: Layout, emb: EmbeddingStore) -> None:
     path = layout.embedding_file("m", 2024)
     path.parent.mkdir(parents=True)
     pl.DataFrame(
@@ -113,7 +119,7 @@ def test_list_vectors_are_read_leniently_and_rewritten_canonically(layout: Layou
     frame = read(layout)
     assert frame["valid"].to_list() == [True, False, False]
     assert frame["embedded_at"].dtype == pl.Datetime("us", "UTC")
-    store.compact_year(layout, "m", 2024, dim=DIM, dtype="float32")
+    emb.compact(2024)
     assert pl.read_parquet_schema(path)["vector"] == pl.Array(pl.Float32, DIM)
 
 
@@ -161,3 +167,17 @@ def test_manifest_round_trip_and_differences(layout: Layout) -> None:
     layout.manifest_file("m").write_text('{"name": 1}')
     with pytest.raises(StoreError, match="not a papersys embedding manifest"):
         store.read_manifest(layout, "m")
+
+
+def test_the_handle_lists_years_and_parts_and_signs_the_files_of_a_year(layout: Layout, emb: EmbeddingStore) -> None:
+    assert emb.years() == emb.pending_years() == [] and emb.files_signature(2024) == []
+    emb.write_part(2024, rows(["a"], 1.0))
+    emb.write_part(2023, rows(["b"], 1.0))
+    emb.compact(2023)
+    assert emb.years() == [2023, 2024] and emb.pending_years() == [2024]
+    before = emb.files_signature(2024)
+    assert [name for name, *_ in before] == ["2024-000001.parquet"]
+    emb.write_part(2024, rows(["c"], 1.0))
+    assert emb.files_signature(2024) != before
+    assert [name for name, *_ in emb.files_signature(2023)] == ["2023.parquet"]
+    assert emb.manifest_file == layout.manifest_file("m") and emb.coverage_cache == layout.coverage_cache("m")
