@@ -134,6 +134,7 @@ class ModelConfig(_Frozen):
     normalize: bool = True
     template: str = DEFAULT_TEMPLATE
     prefix: str = ""
+    query_prefix: str = ""  # put before a search query (no template): asymmetric models, e.g. "query: " for e5
     enabled: bool = True
     chunk_size: Annotated[int, Field(gt=0)] = 2048
     worker_timeout_s: PositiveFloat = 300.0

@@ -1,0 +1,1 @@
+"""Search: the query encoder, vector and text indexes, query planning and results."""
