@@ -139,7 +139,7 @@ def embed_autopatch(
         )
         if dry_run:
             return report
-        return replace(report, index=_refresh_indexes(config, chosen, runtime=runtime).models)
+        return replace(report, index=_refresh_indexes(config, chosen, runtime=runtime))
 
     if dry_run:  # reads only: no lock, no history entry
         return work()
@@ -195,9 +195,9 @@ def _migrate_and_index(config: Config, legacy_dir: Path, models: Sequence[str], 
     from papersys.migrate.run import run_migration
 
     report = run_migration(config, legacy_dir, models, runtime, dry_run=False)
-    migrated = {m.alias for m in report.models} if hasattr(report, "models") else set()
+    migrated = {m.alias for m in report.models}
     configured = [m for m in config.embedding.models if m.alias in migrated]
-    return replace(report, index=_refresh_indexes(config, configured, runtime=runtime).models)
+    return replace(report, index=_refresh_indexes(config, configured, runtime=runtime))
 
 
 def _refresh_indexes(config: Config, models: Sequence[ModelConfig], *, runtime: Runtime) -> IndexJobReport:

@@ -18,6 +18,7 @@ from papersys.embed.gaps import Coverage
 from papersys.embed.manifest import ManifestAction, prepare_manifest
 from papersys.errors import EngineError, Interrupted
 from papersys.faults import crash_point
+from papersys.report import Report
 from papersys.runtime import NullProgress, ProgressTask, Runtime
 from papersys.store.embeddings import EmbeddingStore
 from papersys.store.layout import Layout
@@ -106,13 +107,19 @@ class ModelPatch:
 class AutopatchReport:
     models: tuple[ModelPatch, ...] = field(default_factory=tuple)
     dry_run: bool = False
+    index: Report | None = None  # what updating the models' search indexes did afterwards (the service's)
 
     @property
     def embedded(self) -> int:
         return sum(m.embedded for m in self.models)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, "embedded": self.embedded, "models": [m.to_dict() for m in self.models]}
+        return {
+            "dry_run": self.dry_run,
+            "embedded": self.embedded,
+            "models": [m.to_dict() for m in self.models],
+            "index": self.index.to_dict() if self.index else None,
+        }
 
     def counts(self) -> dict[str, int]:
         """The figures recorded in the job history: totals, then embedded per model."""
@@ -127,7 +134,7 @@ class AutopatchReport:
     def summary(self) -> list[str]:
         if not self.models:
             return ["no enabled embedding model"]
-        return [m.summary_line() for m in self.models]
+        return [m.summary_line() for m in self.models] + (self.index.summary() if self.index else [])
 
 
 def run_autopatch(

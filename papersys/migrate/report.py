@@ -9,6 +9,7 @@ from typing import Any
 
 from papersys.embed.gaps import Coverage
 from papersys.migrate.summary import summary_lines
+from papersys.report import Report
 
 VECTOR_CLASSES = ("null", "zero", "nan", "inf", "wrong_dim")  # dropped, never copied into the store
 ACTIONS = ("new", "replaced", "unchanged", "kept", "no_metadata")  # what became of the valid ones
@@ -170,6 +171,7 @@ class MigrationReport:
     metadata: Mapping[int, Mapping[str, int]] = field(default_factory=dict)  # per year: METADATA_CHANGES
     models: tuple[ModelReport, ...] = ()
     seconds: float = 0.0
+    index: Report | None = None  # what updating the migrated models' search indexes did afterwards
 
     @property
     def unusable(self) -> tuple[InputReport, ...]:
@@ -217,7 +219,8 @@ class MigrationReport:
             "models": [m.to_dict() for m in self.models],
             "seconds": round(self.seconds, 3),
             "rows_per_s": round(self.rows_read / self.seconds, 1) if self.seconds > 0 else None,
+            "index": self.index.to_dict() if self.index else None,
         }
 
     def summary(self) -> list[str]:
-        return summary_lines(self)
+        return summary_lines(self) + (self.index.summary() if self.index else [])

@@ -69,12 +69,17 @@ def new_graph(dim: int, params: GraphParams) -> Index:
 def load_graph(path: Path, *, writable: bool, params: GraphParams) -> Index:
     """The graph at ``path``: memory-mapped for searching, or loaded into memory to be changed."""
     try:
-        graph = Index.restore(str(path), view=not writable)
+        graph = Index.restore(
+            str(path),
+            view=not writable,
+            connectivity=params.connectivity,
+            expansion_add=params.expansion_add,
+            expansion_search=params.expansion_search,
+        )
     except Exception as exc:  # usearch raises RuntimeError/ValueError with its own text
         raise StoreError(path, f"cannot open the vector index graph ({exc}); run `papersys index --rebuild`") from exc
     if graph is None:
         raise StoreError(path, "is not a vector index graph; run `papersys index --rebuild`")
-    graph.expansion_search = params.expansion_search
     return graph
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from papersys.config import Config, ModelConfig
 from papersys.errors import EngineError, StoreError
@@ -36,12 +37,12 @@ def refresh_indexes(
 
 def refresh_encoder(layout: Layout, model: ModelConfig) -> str:
     """Export the model's query encoder when there is none for its current config; say what happened."""
-    from papersys.search.encoder import current_encoder_info, export_query_encoder
+    from papersys.search.encoder import export_query_encoder
 
     directory = layout.query_encoder_dir(model.alias)
     if model.backend != "sentence_transformer":
         return "not exported (only sentence-transformers models export; queries use the model's engine)"
-    if current_encoder_info(directory, model) is not None:
+    if _encoder_fits(directory, model):
         return "current"
     try:
         export_query_encoder(model, directory, check_texts=_sample_texts(layout, CHECK_TEXTS))
@@ -49,6 +50,16 @@ def refresh_encoder(layout: Layout, model: ModelConfig) -> str:
         log.warning("query encoder of %s not exported, queries load the full model instead: %s", model.alias, exc)
         return f"unavailable: {exc}"
     return "exported"
+
+
+def _encoder_fits(directory: Path, model: ModelConfig) -> bool:
+    from papersys.search.encoder_dir import ENCODER_JSON, EncoderInfo, resolve
+
+    try:
+        current = resolve(directory)
+        return current is not None and not EncoderInfo.from_json(current / ENCODER_JSON).differences(model)
+    except (StoreError, OSError):
+        return False
 
 
 def _sample_texts(layout: Layout, count: int) -> list[str]:

@@ -166,7 +166,8 @@ def _cosines(vectors: npt.NDArray[np.float32], query: npt.NDArray[np.float32]) -
     block = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(block, axis=1)
     norms[norms == 0] = 1.0
-    return (block @ query / norms).astype(np.float32)
+    scores: npt.NDArray[np.float32] = (block @ query / norms).astype(np.float32)
+    return scores
 
 
 def _top(rows: Rows, scores: npt.NDArray[np.float32], k: int) -> Neighbours:
@@ -182,8 +183,3 @@ def _member(rows: Rows, allowed: Rows) -> npt.NDArray[np.bool_]:
     at = np.searchsorted(allowed, rows)
     at[at == len(allowed)] = 0
     return allowed[at] == rows if len(allowed) else np.zeros(len(rows), dtype=bool)
-
-
-def read_manifest_or_none(layout: Layout, alias: str) -> IndexManifest | None:
-    """The manifest of ``alias``'s index for status lines (None when there is none)."""
-    return read_index_manifest(layout, alias)
