@@ -6,13 +6,22 @@ import gzip
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
+from support.builders import frame
+from support.embedding import CountingEngine
+from support.search_support import make_config, paper_rows
 
+from papersys import service
 from papersys.config import ModelConfig
+from papersys.embed.engines.base import Engine
 from papersys.search.encoder import export_query_encoder
 from papersys.search.encoder_dir import EncoderInfo
+from papersys.store.layout import Layout
+from papersys.store.metadata import upsert
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "search"
+PAPERS = 200
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +37,28 @@ def exported(tmp_path_factory: pytest.TempPathFactory, real_papers: list[dict[st
     directory = tmp_path_factory.mktemp("index") / "minilm" / "encoder"
     info = export_query_encoder(ModelConfig(), directory, check_texts=[p["title"] for p in real_papers[:32]])
     return directory, info
+
+
+@pytest.fixture(scope="session")
+def papers() -> pl.DataFrame:
+    return pl.read_parquet(FIXTURES / "papers_400.parquet").head(PAPERS)
+
+
+@pytest.fixture(scope="session")
+def factory(minilm: Engine):  # type: ignore[no-untyped-def]
+    def make(_model: ModelConfig, _log: Path) -> Engine:
+        return CountingEngine(minilm)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory, papers: pl.DataFrame, factory: object) -> Path:
+    """A store of 200 real papers, embedded (which builds the index and exports the query encoder).
+    Tests copy it before changing anything."""
+    root = tmp_path_factory.mktemp("built")
+    config = make_config(root, graph_min_rows=0, tail_rows=0)  # a graph even for 200 papers
+    upsert(Layout(config.data_dir), frame(*paper_rows(papers)))
+    report = service.embed_autopatch(config, engine_factory=factory)  # type: ignore[arg-type]
+    assert report.index is not None and "exported" in report.index.summary()[0]
+    return root
