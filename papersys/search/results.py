@@ -98,7 +98,7 @@ class SearchResult:
         if not self.hits:
             return [f"no papers found ({self.model}, {self.mode})"]
         return [
-            f"{rank:>3}  {hit.score:.4f}  {hit.paper.id:<16}  {str(hit.paper.created or ''):<10}  "
+            f"{rank:>3}  {hit.score:.4f}  {hit.paper.id:<16}  {hit.paper.created or ''!s:<10}  "
             f"{hit.paper.primary_category:<10}  {hit.paper.title}  — {authors_line(hit.paper.authors)}"
             for rank, hit in enumerate(self.hits, start=1)
         ]
