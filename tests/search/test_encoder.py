@@ -47,19 +47,21 @@ def clone(exported: tuple[Path, EncoderInfo], into: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_onnx_gives_sentence_transformers_vectors_on_1000_real_papers(
+@pytest.mark.timeout(900)
+def test_onnx_gives_sentence_transformers_vectors_on_1000_real_titles_and_250_papers(
     exported: tuple[Path, EncoderInfo], minilm: Engine, real_papers: list[dict[str, str]]
 ) -> None:
     directory, _ = exported
     encoder = QueryEncoder.open(directory, ModelConfig())
-    papers = [f"{p['title']}\n{p['abstract']}" for p in real_papers]  # the default template
-    titles = [p["title"] for p in real_papers]  # short, query-like
-    assert len(papers) == 1000
-    for texts in (papers, titles):
+    # 1,000 real titles (what queries look like), and 250 whole papers that run past 256 tokens (truncation
+    # and padding); all 1,000 papers embedded twice would cost minutes of CPU for no new code path
+    titles = [p["title"] for p in real_papers]
+    papers = [f"{p['title']}\n{p['abstract']}" for p in real_papers[::4]]  # the default template
+    assert len(titles) == 1000 and len(papers) == 250
+    for texts in (titles, papers):
         ours = encoder.embed(texts)
         reference = minilm.embed(texts)
-        assert ours.dtype == np.float32 and ours.shape == (1000, 384)
+        assert ours.dtype == np.float32 and ours.shape == (len(texts), 384)
         found = cosines(ours, reference)
         assert found.min() >= 0.999, f"worst: {texts[int(found.argmin())][:80]!r} at {found.min()}"
         assert float(np.median(found)) >= 0.99999
