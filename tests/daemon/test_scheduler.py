@@ -196,11 +196,13 @@ def test_sigterm_stops_a_running_harvest_at_a_safe_point(tmp_path: Path, server:
     layout = Layout(tmp_path / "data")
     proc = _serve(config)
     try:
-        _wait_for(lambda: server.request_count >= 3, 60, "the harvest to start")
-        started = time.monotonic()
+        _wait_for(lambda: server.request_count >= 3, 120, "the harvest to start")
+        asked = server.request_count
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-        assert time.monotonic() - started < 10
+        assert proc.wait(timeout=60) == 0
+        # it stopped at the page in flight (a full harvest asks for 30 or more, one per day): counted in
+        # requests, not seconds, so a slow host cannot fail it
+        assert server.request_count <= asked + 1, (asked, server.request_count)
     finally:
         if proc.poll() is None:
             proc.kill()

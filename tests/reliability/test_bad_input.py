@@ -200,6 +200,7 @@ def test_the_base_world_is_sound_for_every_command(base: Path, tmp_path: Path, s
     assert dry.returncode == 0, dry.stderr
 
 
+@pytest.mark.slow  # 46 CLI runs in all: half a minute on a quiet host
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_bad_input_gives_one_line_naming_the_file_and_changes_nothing(
     base: Path, tmp_path: Path, server: OAIServer, case: Case
