@@ -59,6 +59,7 @@ def test_search_json_and_plain_output(data: Path) -> None:
     assert len(lines) == 2 and lines[0].lstrip().startswith("1 ") and first not in plain.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -96,6 +97,8 @@ def test_a_missing_or_foreign_index_is_refused_by_name(data: Path, tmp_path: Pat
     assert "papersys index" in proc.stderr and not layout.index_root.exists()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_sigkill_during_an_index_rebuild_keeps_the_old_index_and_the_rerun_repairs(data: Path) -> None:
     layout = Layout(data)
     config = config_from_mapping({"data_dir": str(data)}, base_dir=data)
