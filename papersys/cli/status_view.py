@@ -37,16 +37,24 @@ def _years_table(report: StatusReport) -> Table:
 
 def _coverage_table(models: tuple[ModelStatus, ...]) -> Table:
     table = Table(title="embedding coverage", title_justify="left")
-    for col in ("model", "valid", "missing", "stale", "invalid", "orphans", "coverage"):
+    for col in ("model", "valid", "missing", "stale", "invalid", "orphans", "coverage", "indexed"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for m in models:
         if m.problem:
-            table.add_row(m.alias, f"[red]{m.problem}[/red]", "", "", "", "", "")
+            table.add_row(m.alias, f"[red]{m.problem}[/red]", "", "", "", "", "", "")
             continue
         name = m.alias if m.enabled else f"{m.alias} (disabled)"
         counts = (m.valid, m.missing, m.stale, m.invalid, m.orphans)
-        table.add_row(name, *(f"{n:,}" for n in counts), f"{m.coverage:.1%}")
+        table.add_row(name, *(f"{n:,}" for n in counts), f"{m.coverage:.1%}", _indexed(m))
     return table
+
+
+def _indexed(m: ModelStatus) -> str:
+    index = m.index
+    if not index.get("updated_at"):
+        return "[yellow]no index[/yellow]"
+    behind = "" if index.get("current") else f" [yellow](behind {index.get('behind', 0):,})[/yellow]"
+    return f"{index.get('indexed', 0):,}{behind}"
 
 
 def _runs_table(report: StatusReport) -> Table:

@@ -36,6 +36,7 @@ def test_render_status_shows_years_coverage_runs_and_daemon(tmp_path: Path, engi
     for year, count in report.papers.items():
         assert [str(year), f"{count:,}", f"{count:,}", "0"] in rows  # year, papers, minilm valid, minilm gaps
     assert "minilm" in text and "100.0%" in text
+    assert rows[[r[0] for r in rows].index("minilm")][-1] == f"{report.total_papers:,}"  # indexed by autopatch
     assert "watermark all" in text and "2024-05-01" in text
     assert "last embed-autopatch" in text and "ok" in text
     assert f"stale daemon.json of pid {2**22 + 7}" in text
