@@ -197,6 +197,8 @@ def _migrate_and_index(config: Config, legacy_dir: Path, models: Sequence[str], 
     report = run_migration(config, legacy_dir, models, runtime, dry_run=False)
     migrated = {m.alias for m in report.models}
     configured = [m for m in config.embedding.models if m.alias in migrated]
+    if not configured:  # vectors of models this config does not search: no index to keep
+        return report
     return replace(report, index=_refresh_indexes(config, configured, runtime=runtime))
 
 

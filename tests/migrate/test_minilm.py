@@ -40,6 +40,9 @@ def test_autopatch_continues_a_migrated_minilm_space(tmp_path: Path, minilm: Eng
     (model,) = report.models
     assert (model.configured, model.unit_norm, model.manifest, model.total("new")) == (True, True, "created", 4)
     assert report.inputs[0].whitespace_only == 6
+    # the migration brought the model's search index up to date with what it wrote
+    assert report.index is not None and report.index.to_dict()["models"][0]["indexed"] == model.total("new")
+    assert service.similar(config, papers[0][0], k=1).hits  # searchable right away
 
     counting = CountingEngine(minilm)
     patched = service.embed_autopatch(config, engine_factory=lambda m, p: counting)
