@@ -199,16 +199,25 @@ def parse_rfc2822_date(value: str) -> date:
 
 def first_and_last_version(versions: Iterable[tuple[object, str | None]]) -> tuple[str, str | None] | None:
     """``(label, date text)`` pairs → the date texts of the first version and, when there are several, of the
-    last; None when no version has a date."""
-    numbered = [
-        (int(label[1:]) if isinstance(label, str) and label[1:].isdigit() else position, stamp)
-        for position, (label, stamp) in enumerate(versions, start=1)
-        if stamp is not None
-    ]
-    if not numbered:
+    last; None when no version has a date.
+
+    One pass, no sort: this runs once per snapshot line. It equals a stable sort by number: the first of
+    the lowest-numbered versions in document order, the last of the highest-numbered ones."""
+    first: tuple[int, str] | None = None
+    last: tuple[int, str] | None = None
+    dated = 0
+    for position, (label, stamp) in enumerate(versions, start=1):
+        if stamp is None:
+            continue
+        number = int(label[1:]) if isinstance(label, str) and label[1:].isdigit() else position
+        if first is None or number < first[0]:
+            first = (number, stamp)
+        if last is None or number >= last[0]:
+            last = (number, stamp)
+        dated += 1
+    if first is None or last is None:
         return None
-    numbered.sort(key=lambda version: version[0])  # stable: equal numbers stay in document order
-    return numbered[0][1], numbered[-1][1] if len(numbered) > 1 else None
+    return first[1], last[1] if dated > 1 else None
 
 
 def version_dates(versions: Iterable[tuple[object, str | None]]) -> tuple[date | None, date | None]:
