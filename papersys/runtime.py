@@ -16,6 +16,11 @@ from papersys.errors import Interrupted
 log = logging.getLogger("papersys.cli.rich_progress")
 
 
+def utc_stamp(moment: datetime | None = None) -> str:
+    """``moment`` (now by default) as the ISO-8601 UTC text, to the second, that every record on disk uses."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+
+
 class ProgressTask(Protocol):
     def advance(self, amount: float = 1) -> None: ...
     def update(self, *, total: float | None = None, description: str | None = None) -> None: ...

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import polars as pl
 
 from papersys.config import Config
 from papersys.errors import PapersysError, StoreError
+from papersys.runtime import utc_stamp
 from papersys.store.atomic import pid_alive, read_json
 from papersys.store.jobs import read_jobs
 from papersys.store.layout import Layout
@@ -284,7 +284,7 @@ def collect_status(config: Config) -> StatusReport:
             problems.append(f"model {m.alias}: {m.problem}")
     return StatusReport(
         data_dir=str(layout.root),
-        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        generated_at=utc_stamp(),
         papers=papers,
         total_papers=sum(papers.values()),
         deleted=deleted,

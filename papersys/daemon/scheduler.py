@@ -23,7 +23,7 @@ from papersys.config import Config
 from papersys.daemon.cron import check_timezone, cron_trigger
 from papersys.daemon.metrics import Metrics
 from papersys.errors import Interrupted, PapersysError
-from papersys.runtime import LogProgress, NullObserver, Observer, Runtime
+from papersys.runtime import LogProgress, NullObserver, Observer, Runtime, utc_stamp
 from papersys.store import locks
 from papersys.store.atomic import write_json
 from papersys.store.layout import Layout
@@ -132,7 +132,7 @@ class Daemon:
         runs: dict[str, str | None] = {}
         for name, trigger in self._triggers.items():
             nxt = trigger.get_next_fire_time(None, now)
-            runs[name] = nxt.astimezone(UTC).isoformat(timespec="seconds") if nxt else None
+            runs[name] = utc_stamp(nxt) if nxt else None
         return runs
 
     def _write_state(self) -> None:
@@ -162,7 +162,7 @@ class Daemon:
                 self.metrics_address = self._serve_metrics(self.metrics)
                 self.observer = self.metrics
             scheduler = self.build(run_now=run_now)
-            self._started = datetime.now(UTC).isoformat(timespec="seconds")
+            self._started = utc_stamp()
             if install_signals and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, self.stop)
                 signal.signal(signal.SIGINT, self.stop)

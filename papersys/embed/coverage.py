@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -16,20 +15,12 @@ from papersys.embed.gaps import Coverage, classify, coverage_of, orphan_ids
 from papersys.embed.manifest import check_manifest
 from papersys.embed.text import hash_texts, render_texts, template_fields
 from papersys.errors import StoreError
-from papersys.store.atomic import read_json, write_json
+from papersys.store.atomic import file_stat, read_json, write_json
 from papersys.store.embeddings import EmbeddingStore, Manifest
 from papersys.store.layout import Layout
 from papersys.store.metadata import read_year
 
 _CACHE_VERSION = 1
-
-
-def file_stat(path: Path) -> list[int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ import polars as pl
 
 from papersys.config import ModelConfig, SearchConfig
 from papersys.faults import crash_point
-from papersys.runtime import Runtime
+from papersys.runtime import Runtime, utc_stamp
 from papersys.search import graph as graphs
 from papersys.search.maintain import dead_rows, merge_graph, save_dead, sweep_index, wants_merge
 from papersys.search.manifest import IndexManifest, read_index_manifest, write_index_manifest
 from papersys.search.report import IndexReport
 from papersys.search.rows import ID_BYTES, RowBatch, RowFiles
-from papersys.search.source import Source, as_vectors, changed_years, now_iso
+from papersys.search.source import Source, as_vectors, changed_years
 from papersys.store.atomic import remove
 from papersys.store.layout import Layout
 
@@ -116,7 +116,7 @@ def _build(
         params=graphs.GraphParams.of(settings),
         library=graphs.library_version(),
         generation=generation,
-        built_at=now_iso(),
+        built_at=utc_stamp(),
     )
     files.cut(manifest.counts)
     delta = _Delta(vocabulary=[], batches=[], dead=[])

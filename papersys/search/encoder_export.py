@@ -14,7 +14,6 @@ import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from papersys import __version__
 from papersys.config import ModelConfig
 from papersys.embed.engines.base import resolve_model_path
 from papersys.errors import EngineError
+from papersys.runtime import utc_stamp
 from papersys.search.encoder import QueryEncoder, load_session, load_tokenizer
 from papersys.search.encoder_dir import (
     ENCODER_JSON,
@@ -81,7 +81,7 @@ def export_query_encoder(model: ModelConfig, directory: Path, *, check_texts: Se
             onnx_bytes=(generation / MODEL_ONNX).stat().st_size,
             sentence_transformers=_version("sentence_transformers"),
             torch=str(torch.__version__),
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            created_at=utc_stamp(),
             papersys_version=__version__,
             check=CheckResult(texts=0, min_cosine=0.0, mean_cosine=0.0),
         )

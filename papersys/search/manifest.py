@@ -7,11 +7,11 @@ reads it first and opens only what it names. Files it does not name are leftover
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from papersys.config import ModelConfig
 from papersys.errors import StoreError
+from papersys.runtime import utc_stamp
 from papersys.search.graph import METRIC, GraphParams
 from papersys.search.rows import RowCounts
 from papersys.store.atomic import read_json, write_json
@@ -62,7 +62,7 @@ class IndexManifest:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def touched(self, **changes: Any) -> IndexManifest:
-        return replace(self, updated_at=datetime.now(UTC).isoformat(timespec="seconds"), **changes)
+        return replace(self, updated_at=utc_stamp(), **changes)
 
     def differences(self, model: ModelConfig, embedding: dict[str, Any] | None) -> list[str]:
         """How this index differs from what ``model`` (and its stored vectors' manifest) would make."""

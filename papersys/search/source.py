@@ -7,8 +7,6 @@ gone (deleted) is not. Signatures of the input files tell an update which years 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +14,7 @@ import polars as pl
 
 from papersys.config import ModelConfig
 from papersys.errors import StoreError
+from papersys.store.atomic import file_stat
 from papersys.store.embeddings import EmbeddingStore, Manifest, read_manifest
 from papersys.store.layout import Layout
 from papersys.store.metadata import read_year
@@ -53,7 +52,7 @@ class Source:
         """Fingerprints of every input file, per year: an index built from them is current while they hold."""
         return {
             "embeddings": {str(y): self.store.files_signature(y) for y in self.store.years()},
-            "metadata": {str(y): _stat(self.layout.metadata_file(y)) for y in self.layout.metadata_years()},
+            "metadata": {str(y): file_stat(self.layout.metadata_file(y)) for y in self.layout.metadata_years()},
         }
 
     def year(self, year: int) -> pl.DataFrame:
@@ -86,20 +85,6 @@ def as_vectors(frame: pl.DataFrame, dim: int) -> np.ndarray[Any, np.dtype[np.flo
     if frame.height == 0:
         return np.empty((0, dim), dtype=np.float32)
     return np.ascontiguousarray(frame["vector"].to_numpy(), dtype=np.float32).reshape(frame.height, dim)
-
-
-def _stat(path: Path) -> list[int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
-
-
-def now_iso() -> str:
-    from datetime import UTC
-
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def index_state(layout: Layout, model: ModelConfig, valid: int) -> dict[str, Any]:

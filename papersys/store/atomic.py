@@ -122,3 +122,13 @@ def sweep_temp_files(directory: Path) -> int:
             entry.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def file_stat(path: Path) -> list[int] | None:
+    """Size, modification time and inode of ``path`` (None when it is missing): a cheap signature of a store
+    file, which atomic replacement always changes."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]

@@ -11,13 +11,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from filelock import FileLock, Timeout
 
 from papersys.errors import Interrupted, LockBusyError
-from papersys.runtime import Runtime
+from papersys.runtime import Runtime, utc_stamp
 from papersys.store.atomic import read_json, write_json
 from papersys.store.layout import Layout
 
@@ -63,7 +62,7 @@ def hold(
             {
                 "pid": os.getpid(),
                 "command": command or " ".join(["papersys", *sys.argv[1:]]),
-                "since": datetime.now(UTC).isoformat(timespec="seconds"),
+                "since": utc_stamp(),
             },
             layout.lock_info_file(name),
         )

@@ -154,19 +154,12 @@ def _queries(root: Path, count: int) -> dict[str, Any]:
     rows = rng.integers(0, index.manifest.rows, count)
     queries = np.asarray(index.vectors[rows], dtype=np.float32) + 0.3 * _unit(rng, count) / np.sqrt(DIM) * 10
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    latencies, hits = [], 0
+    latencies, found_rows = [], []
     for q in queries:
         t0 = time.perf_counter()
         found = index.search(q, 10)
         latencies.append(time.perf_counter() - t0)
-        exact = np.argsort(-(np.asarray(index.vectors) @ q))[:10] if len(latencies) <= 20 else None
-        if exact is not None:
-            hits += len(set(found.rows.tolist()) & set(exact.tolist()))
-    exact_times = []
-    for q in queries[:5]:
-        t0 = time.perf_counter()
-        np.argpartition(-(np.asarray(index.vectors) @ q), 10)[:10]
-        exact_times.append(time.perf_counter() - t0)
+        found_rows.append(set(found.rows.tolist()))
     selective = Filters.of(["cs.A"])  # one of 120 categories, two per paper: ~1.7 %
     allowed = selective.rows(index)
     filtered, always_k = [], True
@@ -175,17 +168,32 @@ def _queries(root: Path, count: int) -> dict[str, Any]:
         found = index.search(q, 10, selective.rows(index))
         filtered.append(time.perf_counter() - t0)
         always_k &= len(found.rows) == 10
+    # the search process's peak, taken before the exact scans below read every vector into the page cache
+    peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    checked = min(50, count)
+    scores = np.empty((index.manifest.rows, checked), dtype=np.float32)
+    for start in range(0, index.manifest.rows, 262_144):
+        block = np.asarray(index.vectors[start : start + 262_144], dtype=np.float32)
+        scores[start : start + len(block)] = block @ queries[:checked].T
+    hits = sum(len(found_rows[i] & set(np.argpartition(-scores[:, i], 10)[:10].tolist())) for i in range(checked))
+    del scores
+    exact_times = []
+    for q in queries[:5]:
+        t0 = time.perf_counter()
+        np.argpartition(-(np.asarray(index.vectors) @ q), 10)[:10]
+        exact_times.append(time.perf_counter() - t0)
     ms = np.asarray(latencies) * 1000
     return {
         "query_p50_ms": round(float(np.percentile(ms, 50)), 2),
         "query_p95_ms": round(float(np.percentile(ms, 95)), 2),
-        "recall_at_10": round(hits / (10 * min(20, count)), 4),
+        "recall_at_10": round(hits / (10 * checked), 4),
+        "recall_queries": checked,
         "exact_numpy_median_ms": round(statistics.median(exact_times) * 1000, 1),
         "filtered_share": round(len(allowed) / index.manifest.rows, 4) if allowed is not None else None,
         "filtered_p50_ms": round(float(np.percentile(np.asarray(filtered) * 1000, 50)), 2),
         "filtered_p95_ms": round(float(np.percentile(np.asarray(filtered) * 1000, 95)), 2),
         "filtered_always_k": bool(always_k),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": peak_rss_mb,
     }
 
 

@@ -165,9 +165,9 @@ def test_write_jobs_refresh_the_coverage_cache_so_status_recounts_nothing(
     from support.oai_server import OAIServer
     from support.papers import synthetic_papers
 
-    from papersys.embed.coverage import file_stat, model_store, signature
+    from papersys.embed.coverage import model_store, signature
     from papersys.embed.manifest import check_manifest
-    from papersys.store.atomic import read_json
+    from papersys.store.atomic import file_stat, read_json
 
     papers = synthetic_papers(30, seed=4, start=date(2024, 3, 1), days=5)
     with OAIServer(papers, page_size=10) as server:
