@@ -213,7 +213,7 @@ class LocksConfig(_Frozen):
 
 
 class SearchConfig(_Frozen):
-    """Vector index parameters ([search]); changing the graph's takes `papersys index --rebuild`."""
+    """Index and ranking parameters ([search]); changing the graph's takes `papersys index --rebuild`."""
 
     graph_min_rows: Annotated[int, Field(ge=0)] = 20_000
     tail_rows: Annotated[int, Field(ge=0)] = 50_000
@@ -221,6 +221,9 @@ class SearchConfig(_Frozen):
     connectivity: Annotated[int, Field(ge=2, le=256)] = 16
     expansion_add: Annotated[int, Field(ge=1)] = 64
     expansion_search: Annotated[int, Field(ge=1)] = 96
+    text_index: bool = True  # keep the full-text index current after every metadata write
+    rrf_k: Annotated[int, Field(ge=1, le=10_000)] = 60  # reciprocal-rank fusion constant (hybrid mode)
+    hybrid_depth: Annotated[int, Field(ge=1, le=10_000)] = 100  # candidates taken from each list before fusing
 
 
 class Config(_Frozen):

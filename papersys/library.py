@@ -12,7 +12,7 @@ from pathlib import Path
 
 from papersys import service
 from papersys.config import Config, config_from_mapping, load_config
-from papersys.search.query import Searcher
+from papersys.search.query import QueryOptions, Searcher
 from papersys.search.results import Paper, SearchResult
 
 
@@ -43,18 +43,12 @@ class Library:
         since: date | str | None = None,
         until: date | str | None = None,
         model: str | None = None,
+        mode: str | None = None,
     ) -> SearchResult:
-        """The k papers nearest in meaning to ``text``; see ``papersys.service.search``."""
-        return service.search(
-            self.config,
-            text,
-            k=k,
-            categories=categories,
-            since=since,
-            until=until,
-            model=model,
-            searcher=self._searcher,
-        )
+        """The k papers that best answer ``text``; ``mode`` hybrid | semantic | keyword (default: hybrid when
+        both indexes exist). See ``papersys.service.search``."""
+        options = QueryOptions(k, categories, since, until, model, mode)
+        return service.search(self.config, text, options, searcher=self._searcher)
 
     def similar(
         self,
@@ -67,16 +61,8 @@ class Library:
         model: str | None = None,
     ) -> SearchResult:
         """The k papers nearest to the stored paper ``paper_id`` (itself excluded)."""
-        return service.similar(
-            self.config,
-            paper_id,
-            k=k,
-            categories=categories,
-            since=since,
-            until=until,
-            model=model,
-            searcher=self._searcher,
-        )
+        options = QueryOptions(k, categories, since, until, model)
+        return service.similar(self.config, paper_id, options, searcher=self._searcher)
 
     def paper(self, paper_id: str) -> Paper:
         """One stored paper by id (versioned and old-style ids accepted); SearchError when unknown."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,15 @@ from typing import Protocol
 from papersys.errors import Interrupted
 
 log = logging.getLogger("papersys.cli.rich_progress")
+
+
+def cpu_threads(limit: int = 8) -> int:
+    """Threads for CPU-bound library work (index builds): the cores this process may use, at most ``limit``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(limit, cores))
 
 
 def utc_stamp(moment: datetime | None = None) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from papersys.config import Config
 from papersys.jobrun import run_job
@@ -25,10 +25,12 @@ if TYPE_CHECKING:
     from papersys.ingest.harvest import IngestReport
     from papersys.ingest.snapshot.load import SnapshotReport
     from papersys.migrate.report import MigrationReport
-    from papersys.search.query import Searcher
-    from papersys.search.report import IndexJobReport
+    from papersys.search.query import QueryOptions, Searcher
+    from papersys.search.report import IndexJobReport, TextIndexReport
     from papersys.search.results import Paper, SearchResult
     from papersys.status import StatusReport
+
+    R = TypeVar("R", IngestReport, SnapshotReport)
 
 
 def layout_of(config: Config) -> Layout:
@@ -58,7 +60,7 @@ def ingest(
         "ingest",
         lock_names=[locks.METADATA],
         runtime=runtime,
-        work=lambda: run_harvest(config.ingest, layout_of(config), request, runtime),
+        work=lambda: _with_text_index(config, run_harvest(config.ingest, layout_of(config), request, runtime), runtime),
     )
     refresh_coverage(config, runtime)
     return report
@@ -78,11 +80,35 @@ def ingest_snapshot(
         "ingest-snapshot",
         lock_names=[locks.METADATA],
         runtime=runtime,
-        work=lambda: load_snapshot(config.ingest, layout_of(config), path, dry_run=False, runtime=runtime),
+        work=lambda: _with_text_index(
+            config, load_snapshot(config.ingest, layout_of(config), path, dry_run=False, runtime=runtime), runtime
+        ),
         details={"snapshot": str(path)},
     )
     refresh_coverage(config, runtime)
     return report
+
+
+def _with_text_index(config: Config, report: R, runtime: Runtime) -> R:
+    """``report`` with what updating the full-text index did (the job holds the metadata lock). Best effort: a
+    failure is reported and logged, never undoes the write before it; `papersys index --text` repairs."""
+    if not config.search.text_index:
+        return report
+    from papersys.search.report import IndexJobReport
+
+    return replace(report, index=IndexJobReport(text=_update_text_index(config, rebuild=False, runtime=runtime)))
+
+
+def _update_text_index(config: Config, *, rebuild: bool, runtime: Runtime) -> TextIndexReport:
+    from papersys.errors import StoreError
+    from papersys.search.report import TextIndexReport
+    from papersys.search.text_build import update_text_index
+
+    try:
+        return update_text_index(Layout(config.data_dir), rebuild=rebuild, runtime=runtime)
+    except (StoreError, OSError, ValueError) as exc:  # tantivy raises ValueError for what it cannot do
+        log.warning("the full-text index was not updated: %s", exc)
+        return TextIndexReport(f"failed: {exc}")
 
 
 def refresh_coverage(config: Config, runtime: Runtime) -> None:
@@ -199,7 +225,10 @@ def _migrate_and_index(config: Config, legacy_dir: Path, models: Sequence[str], 
     configured = [m for m in config.embedding.models if m.alias in migrated]
     if not configured:  # vectors of models this config does not search: no index to keep
         return report
-    return replace(report, index=_refresh_indexes(config, configured, runtime=runtime))
+    indexes = _refresh_indexes(config, configured, runtime=runtime)
+    if config.search.text_index:
+        indexes = replace(indexes, text=_update_text_index(config, rebuild=False, runtime=runtime))
+    return replace(report, index=indexes)
 
 
 def _refresh_indexes(config: Config, models: Sequence[ModelConfig], *, runtime: Runtime) -> IndexJobReport:
@@ -209,57 +238,52 @@ def _refresh_indexes(config: Config, models: Sequence[ModelConfig], *, runtime: 
 
 
 def index(
-    config: Config, *, models: Sequence[str] = (), rebuild: bool = False, runtime: Runtime | None = None
+    config: Config,
+    *,
+    models: Sequence[str] = (),
+    text_only: bool = False,
+    rebuild: bool = False,
+    runtime: Runtime | None = None,
 ) -> IndexJobReport:
-    """Build or bring up to date each model's vector index (and query encoder) from its stored vectors."""
+    """Build or bring up to date the search indexes: each chosen model's vector index (and query encoder)
+    from its stored vectors, and the full-text index from the metadata. ``models`` picks vector indexes
+    only, ``text_only`` the full-text index only; neither: all (the full-text one if ``[search] text_index``)."""
+    from papersys.search.report import IndexJobReport
+    from papersys.search.text_build import update_text_index
     from papersys.search.upkeep import refresh_indexes
 
     runtime = runtime or Runtime()
-    chosen = selected_models(config, models)
-    names = [locks.embeddings_lock(m.alias) for m in chosen]
-    return run_job(
-        config,
-        "index",
-        lock_names=names,
-        runtime=runtime,
-        work=lambda: refresh_indexes(config, chosen, rebuild=rebuild, runtime=runtime),
-        details={"rebuild": rebuild},
-    )
+    chosen = [] if text_only else selected_models(config, models)
+    text = text_only or (not models and config.search.text_index)
+    names = [locks.embeddings_lock(m.alias) for m in chosen] + ([locks.METADATA] if text else [])
+
+    def work() -> IndexJobReport:
+        report = refresh_indexes(config, chosen, rebuild=rebuild, runtime=runtime) if chosen else IndexJobReport()
+        if text:
+            report = replace(report, text=update_text_index(layout_of(config), rebuild=rebuild, runtime=runtime))
+        return report
+
+    return run_job(config, "index", lock_names=names, runtime=runtime, work=work, details={"rebuild": rebuild})
 
 
 def search(
-    config: Config,
-    text: str,
-    *,
-    k: int = 10,
-    categories: Sequence[str] = (),
-    since: date | str | None = None,
-    until: date | str | None = None,
-    model: str | None = None,
-    searcher: Searcher | None = None,
+    config: Config, text: str, options: QueryOptions | None = None, *, searcher: Searcher | None = None
 ) -> SearchResult:
-    """The k stored papers nearest in meaning to ``text`` (exact cosine), among those the filters admit."""
-    from papersys.search.query import Query, Searcher
+    """The k stored papers that best answer ``text`` among those the filters admit: by meaning (exact
+    cosine), by keywords (BM25), or both fused (hybrid); see devdoc/search.md for the query syntax."""
+    from papersys.search.query import Query, QueryOptions, Searcher
 
-    query = Query.of(config, k=k, categories=categories, since=since, until=until, model=model)
+    query = Query.of(config, options or QueryOptions())
     return (searcher or Searcher(config)).search(text, query)
 
 
 def similar(
-    config: Config,
-    paper_id: str,
-    *,
-    k: int = 10,
-    categories: Sequence[str] = (),
-    since: date | str | None = None,
-    until: date | str | None = None,
-    model: str | None = None,
-    searcher: Searcher | None = None,
+    config: Config, paper_id: str, options: QueryOptions | None = None, *, searcher: Searcher | None = None
 ) -> SearchResult:
     """The k papers nearest to a stored paper by its own vector (itself excluded)."""
-    from papersys.search.query import Query, Searcher
+    from papersys.search.query import Query, QueryOptions, Searcher
 
-    query = Query.of(config, k=k, categories=categories, since=since, until=until, model=model)
+    query = Query.of(config, options or QueryOptions())
     return (searcher or Searcher(config)).similar(paper_id, query)
 
 

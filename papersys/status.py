@@ -69,6 +69,7 @@ class StatusReport:
     last_runs: dict[str, dict[str, Any]]
     daemon: DaemonStatus
     disk_bytes: dict[str, int]
+    text_index: dict[str, Any] = field(default_factory=dict)  # indexed papers, lag (search/text_build.py)
     problems: tuple[str, ...] = ()
     seconds: float = 0.0
 
@@ -95,6 +96,7 @@ class StatusReport:
                 f"{m.missing:,}, stale {m.stale:,}, invalid {m.invalid:,}, orphans {m.orphans:,}"
             )
             lines.append(_index_line(m))
+        lines.append(f"full-text index: {text_index_state(self.text_index)}")
         for key, mark in sorted(self.watermarks.items()):
             lines.append(
                 f"harvest {key}: watermark {mark['watermark']} (updated {mark['updated_at']}, {mark['source']})"
@@ -129,6 +131,25 @@ def _index_line(m: ModelStatus) -> str:
         return f"index {m.alias}: none yet (`papersys index` builds it)"
     state = "current" if i["current"] else f"behind by {i['behind']:,} (changed since: {_years(i['changed_years'])})"
     return f"index {m.alias}: {i['indexed']:,} papers, {state}; updated {i['updated_at']}"
+
+
+def text_index_state(t: dict[str, Any]) -> str:
+    """The full-text index's line of status (plain text; the rich view shows the same)."""
+    if t.get("error"):
+        return str(t["error"])
+    if not t.get("updated_at"):
+        return "none yet (`papersys index --text` builds it)"
+    behind = f"behind by ~{t['behind']:,} papers" if t.get("behind") else "behind"
+    state = "current" if t["current"] else f"{behind} (changed since: {_years(t['changed_years'])})"
+    return f"{t['indexed']:,} papers, {state}; updated {t['updated_at']}"
+
+
+def _text_index(layout: Layout, papers: int) -> dict[str, Any]:
+    from papersys.search.text_build import text_state
+
+    state = text_state(layout)
+    state["behind"] = 0 if state["current"] else max(papers - state["indexed"], 0)
+    return state
 
 
 def _years(years: list[int]) -> str:
@@ -294,6 +315,7 @@ def collect_status(config: Config) -> StatusReport:
         last_runs=last_runs,
         daemon=_daemon(layout),
         disk_bytes=_disk(layout),
+        text_index=_text_index(layout, sum(papers.values())),
         problems=tuple(problems),
         seconds=round(time.monotonic() - started, 3),
     )

@@ -209,60 +209,52 @@ def _show_result(result: SearchResult, as_json: bool) -> None:
 @cli.command()
 @click.argument("text")
 @_filter_options
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "semantic", "keyword"]),
+    help="Rank by keywords and meaning fused, meaning only, or keywords only (default: hybrid when both "
+    "indexes exist).",
+)
 @click.pass_obj
-def search(
-    state: _State,
-    text: str,
-    *,
-    k: int,
-    categories: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    model: str | None,
-    as_json: bool,
-) -> None:
-    """Find the stored papers nearest in meaning to TEXT."""
-    from papersys import service
+def search(state: _State, /, text: str, *, as_json: bool, **options: Any) -> None:
+    """Find the stored papers that best answer TEXT.
 
-    result = service.search(state.config(), text, k=k, categories=categories, since=since, until=until, model=model)
-    _show_result(result, as_json)
+    TEXT may hold "quoted phrases", author:Name (author:"First Last"), cat:cs.LG and id:2401.12345; an
+    arXiv id or arxiv.org URL alone returns that paper first.
+    """
+    from papersys import service
+    from papersys.search.query import QueryOptions
+
+    _show_result(service.search(state.config(), text, QueryOptions(**options)), as_json)
 
 
 @cli.command()
 @click.argument("paper_id", metavar="ID")
 @_filter_options
 @click.pass_obj
-def similar(
-    state: _State,
-    paper_id: str,
-    *,
-    k: int,
-    categories: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    model: str | None,
-    as_json: bool,
-) -> None:
+def similar(state: _State, /, paper_id: str, *, as_json: bool, **options: Any) -> None:
     """Find the papers nearest to the stored paper ID (2401.12345, 2401.12345v3, hep-th/9901001)."""
     from papersys import service
+    from papersys.search.query import QueryOptions
 
-    result = service.similar(
-        state.config(), paper_id, k=k, categories=categories, since=since, until=until, model=model
-    )
-    _show_result(result, as_json)
+    _show_result(service.similar(state.config(), paper_id, QueryOptions(**options)), as_json)
 
 
 @cli.command()
-@click.option("--model", "models", multiple=True, metavar="ALIAS", help="Only this model (repeatable).")
+@click.option("--model", "models", multiple=True, metavar="ALIAS", help="Only this model's vector index (repeatable).")
+@click.option("--text", "text_only", is_flag=True, help="Only the full-text (keyword) index.")
 @click.option("--rebuild", is_flag=True, help="Build from scratch instead of updating.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
-def index(state: _State, *, models: tuple[str, ...], rebuild: bool, as_json: bool) -> None:
-    """Build or update each model's vector index (and its fast query encoder) from the stored vectors."""
+def index(state: _State, *, models: tuple[str, ...], text_only: bool, rebuild: bool, as_json: bool) -> None:
+    """Build or update the search indexes: each model's vector index (and its fast query encoder) from the
+    stored vectors, and the full-text index from the metadata. Without options: all of them."""
     from papersys import service
 
+    if models and text_only:
+        raise click.UsageError("--model and --text choose different indexes; give one of them")
     with progress_runtime() as runtime:
-        report = service.index(state.config(), models=models, rebuild=rebuild, runtime=runtime)
+        report = service.index(state.config(), models=models, text_only=text_only, rebuild=rebuild, runtime=runtime)
     _emit(report, as_json)
 
 

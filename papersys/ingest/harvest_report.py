@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+from papersys.report import Report
+
 
 @dataclass(frozen=True)
 class SetReport:
@@ -35,6 +37,7 @@ class IngestReport:
     years: dict[int, int] = field(default_factory=dict)  # year → rows new/updated/deleted there
     seconds: float = 0.0
     dry_run: bool = False
+    index: Report | None = None  # what updating the full-text index did afterwards (the service's)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -57,6 +60,7 @@ class IngestReport:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["years"] = {str(y): n for y, n in sorted(self.years.items())}
+        data["index"] = self.index.to_dict() if self.index else None
         for s in data["sets"]:
             for key in ("start", "until", "watermark"):
                 s[key] = s[key].isoformat() if s[key] else None
@@ -76,4 +80,4 @@ class IngestReport:
         )
         lines.append(f"years touched: {years}")
         lines.append(f"{self.requests} requests ({self.retries} retries) in {self.seconds:.1f}s")
-        return lines
+        return lines + (self.index.summary() if self.index else [])

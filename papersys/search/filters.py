@@ -22,6 +22,12 @@ EPOCH = date(1970, 1, 1)
 MAX_K = 1000
 
 
+def check_category(category: str) -> str:
+    if not _CATEGORY.match(category):
+        raise UsageError(f"{category!r} is not an arXiv category (like cs.LG, hep-th, math.AG) or archive (like cs)")
+    return category
+
+
 @dataclass(frozen=True)
 class Filters:
     categories: tuple[str, ...] = ()
@@ -33,12 +39,7 @@ class Filters:
         cls, categories: Sequence[str] = (), since: date | str | None = None, until: date | str | None = None
     ) -> Filters:
         """Checked filters; UsageError naming the first bad value."""
-        cats = tuple(dict.fromkeys(c.strip() for c in categories))
-        for category in cats:
-            if not _CATEGORY.match(category):
-                raise UsageError(
-                    f"{category!r} is not an arXiv category (like cs.LG, hep-th, math.AG) or archive (like cs)"
-                )
+        cats = tuple(dict.fromkeys(check_category(c.strip()) for c in categories))
         start, end = _date("since", since), _date("until", until)
         if start and end and start > end:
             raise UsageError(f"--since {start} is after --until {end}")

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from papersys.config import SearchConfig
 from papersys.faults import crash_point
-from papersys.runtime import Runtime
+from papersys.runtime import Runtime, cpu_threads
 from papersys.search import graph as graphs
 from papersys.search.manifest import IndexManifest
 from papersys.search.rows import RowFiles
@@ -18,7 +18,6 @@ from papersys.store.atomic import atomic_path, sweep_temp_files
 from papersys.store.layout import Layout
 
 log = logging.getLogger(__name__)
-BUILD_THREADS = 2  # this host's cores; the graph build is the one place that uses them all
 
 
 def wants_merge(settings: SearchConfig, *, rows: int, graph_rows: int) -> bool:
@@ -63,7 +62,7 @@ def merge_graph(layout: Layout, manifest: IndexManifest, *, runtime: Runtime) ->
         runtime.check_cancel()
         return np.ascontiguousarray(vectors[keys], dtype=np.float32)
 
-    graphs.add_rows(graph, rows, batch, threads=BUILD_THREADS, on_batch=task.advance)
+    graphs.add_rows(graph, rows, batch, threads=cpu_threads(), on_batch=task.advance)
     task.close()
     seq = m.graph_seq + 1
     graphs.save_graph(graph, layout.vector_index_graph(m.model, m.generation, seq))

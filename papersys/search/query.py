@@ -8,47 +8,58 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from papersys.config import Config, ModelConfig
 from papersys.errors import SearchError, UsageError
+from papersys.search import keyword
 from papersys.search.filters import Filters, check_k
 from papersys.search.papers import load_papers, paper_id
 from papersys.search.results import Hit, Paper, SearchResult
+from papersys.search.text_index import TextIndex
 from papersys.search.vectors import VectorIndex
 from papersys.store.layout import Layout
 
 log = logging.getLogger(__name__)
-SEMANTIC = "semantic"
+HYBRID, SEMANTIC, KEYWORD = "hybrid", "semantic", "keyword"
+MODES = (HYBRID, SEMANTIC, KEYWORD)
 MAX_QUERY_CHARS = 10_000
 
 
 @dataclass(frozen=True)
+class QueryOptions:
+    """A query's options as a user gave them (CLI, Library, HTTP, MCP); ``Query.of`` checks them."""
+
+    k: int = 10
+    categories: Sequence[str] = ()
+    since: date | str | None = None
+    until: date | str | None = None
+    model: str | None = None
+    mode: str | None = None  # None: hybrid when both indexes exist, else the one that does
+
+
+@dataclass(frozen=True)
 class Query:
-    """A checked query: which model, how many results, which papers may match."""
+    """A checked query: which model, how many results, which papers may match, how to rank."""
 
     model: ModelConfig
     k: int
     filters: Filters
+    mode: str | None = None
 
     @classmethod
-    def of(
-        cls,
-        config: Config,
-        *,
-        k: int,
-        categories: Sequence[str] = (),
-        since: date | str | None = None,
-        until: date | str | None = None,
-        model: str | None = None,
-    ) -> Query:
-        chosen = config.model(model) if model else _default_model(config)
-        return cls(chosen, check_k(k), Filters.of(categories, since, until))
+    def of(cls, config: Config, options: QueryOptions) -> Query:
+        if options.mode is not None and options.mode not in MODES:
+            raise UsageError(f"unknown search mode {options.mode!r} (choose from {', '.join(MODES)})")
+        chosen = config.model(options.model) if options.model else _default_model(config)
+        filters = Filters.of(options.categories, options.since, options.until)
+        return cls(chosen, check_k(options.k), filters, options.mode)
 
 
 class Searcher:
@@ -56,19 +67,23 @@ class Searcher:
         self.config = config
         self.layout = Layout(config.data_dir)
         self._indexes: dict[str, tuple[Any, VectorIndex]] = {}
+        self._text: tuple[Any, TextIndex] | None = None
         self._encoders: dict[str, Any] = {}
 
     def index(self, model: ModelConfig) -> VectorIndex:
         """The model's index, reopened when an update has written a new manifest since it was opened."""
-        path = self.layout.vector_index_manifest(model.alias)
-        try:
-            stamp: Any = path.stat().st_mtime_ns
-        except FileNotFoundError:
-            stamp = None
+        stamp = _stamp(self.layout.vector_index_manifest(model.alias))
         cached = self._indexes.get(model.alias)
         if cached is None or cached[0] != stamp:
             self._indexes[model.alias] = (stamp, VectorIndex.open(self.layout, model))
         return self._indexes[model.alias][1]
+
+    def text_index(self) -> TextIndex:
+        """The full-text index, reopened when an update has written a new manifest since it was opened."""
+        stamp = _stamp(self.layout.text_index_manifest)
+        if self._text is None or self._text[0] != stamp:
+            self._text = (stamp, TextIndex.open(self.layout))
+        return self._text[1]
 
     def encoder(self, model: ModelConfig) -> Any:
         if model.alias not in self._encoders:
@@ -76,6 +91,15 @@ class Searcher:
 
             self._encoders[model.alias] = query_encoder(model, self.layout.query_encoder_dir(model.alias))
         return self._encoders[model.alias]
+
+    def mode(self, query: Query) -> str:
+        """The mode asked for, or the best the indexes on disk allow."""
+        if query.mode is not None:
+            return query.mode
+        has_vectors = self.layout.vector_index_manifest(query.model.alias).is_file()
+        if TextIndex.exists(self.layout):
+            return HYBRID if has_vectors else KEYWORD
+        return SEMANTIC  # a missing vector index is then reported by the semantic search itself
 
     # verbs ---------------------------------------------------------------------------------------------
     def search(self, text: str, query: Query) -> SearchResult:
@@ -85,14 +109,53 @@ class Searcher:
         if len(text) > MAX_QUERY_CHARS:
             raise UsageError(f"the query has {len(text):,} characters; at most {MAX_QUERY_CHARS:,} are allowed")
         began = time.perf_counter()
-        index = self.index(query.model)  # before the encoder: a missing index is the cheaper error
-        vector = np.asarray(self.encoder(query.model).embed([text]), dtype=np.float32)[0]
-        hits = self._neighbours(index, vector, query, exclude=None)
-        return SearchResult(query.model.alias, SEMANTIC, text, query.k, query.filters, _ms(began), hits)
+        mode = self.mode(query)
+        if mode == SEMANTIC:  # the text as typed, no syntax (but an id alone is still a lookup)
+            parsed = keyword.KeywordQuery(words=text, lookup=keyword.lookup_id(text))
+        else:
+            parsed = keyword.parse(text)
+        if parsed.lookup is not None:
+            hits = self._lookup(parsed.lookup, query, mode)
+        elif mode == SEMANTIC:
+            index = self.index(query.model)  # before the encoder: a missing index is the cheaper error
+            hits = self._neighbours(index, self._embed(query.model, text), query, exclude=None)
+        else:
+            filters = keyword.with_categories(query.filters, parsed)
+            hits = self._ranked(parsed, replace(query, filters=filters), mode)
+        return SearchResult(query.model.alias, mode, text, query.k, query.filters, _ms(began), hits)
 
     def similar(self, raw_id: str, query: Query) -> SearchResult:
         began = time.perf_counter()
         arxiv_id = _checked_id(raw_id)
+        hits = self._neighbours_of(arxiv_id, query)
+        return SearchResult(query.model.alias, SEMANTIC, arxiv_id, query.k, query.filters, _ms(began), hits)
+
+    def paper(self, raw_id: str) -> Paper:
+        arxiv_id = _checked_id(raw_id)
+        found = load_papers(self.layout, [arxiv_id]).get(arxiv_id)
+        if found is None:
+            raise SearchError(f"paper {arxiv_id} is not in the store")
+        return found
+
+    # the parts -----------------------------------------------------------------------------------------
+    def _embed(self, model: ModelConfig, text: str) -> npt.NDArray[np.float32]:
+        vectors: npt.NDArray[np.float32] = np.asarray(self.encoder(model).embed([text]), dtype=np.float32)
+        return np.asarray(vectors[0], dtype=np.float32)
+
+    def _lookup(self, arxiv_id: str, query: Query, mode: str) -> tuple[Hit, ...]:
+        """A query that is one paper's id: that paper first (when the filters admit it), then its nearest
+        neighbours when the model has a vector for it (keyword mode: the paper alone)."""
+        paper = self.paper(arxiv_id)
+        first = [Hit(paper, 1.0)] if query.filters.matches(paper.categories, paper.created) else []
+        if mode == KEYWORD or query.k == len(first):
+            return tuple(first)
+        try:
+            rest = self._neighbours_of(arxiv_id, replace(query, k=query.k - len(first)))
+        except SearchError:  # no vector index, or no vector for this paper: the paper alone
+            rest = ()
+        return tuple(first) + rest
+
+    def _neighbours_of(self, arxiv_id: str, query: Query) -> tuple[Hit, ...]:
         index = self.index(query.model)
         row = index.row_of(arxiv_id)
         if row is None:
@@ -103,15 +166,46 @@ class Searcher:
                 "(embed it with `papersys embed autopatch`)"
             )
         vector = np.asarray(index.vectors[row], dtype=np.float32)
-        hits = self._neighbours(index, vector, query, exclude=arxiv_id)
-        return SearchResult(query.model.alias, SEMANTIC, arxiv_id, query.k, query.filters, _ms(began), hits)
+        return self._neighbours(index, vector, query, exclude=arxiv_id)
 
-    def paper(self, raw_id: str) -> Paper:
-        arxiv_id = _checked_id(raw_id)
-        found = load_papers(self.layout, [arxiv_id]).get(arxiv_id)
-        if found is None:
-            raise SearchError(f"paper {arxiv_id} is not in the store")
-        return found
+    def _ranked(self, parsed: keyword.KeywordQuery, query: Query, mode: str) -> tuple[Hit, ...]:
+        """Keyword or hybrid: BM25 candidates, fused with the vector side's in hybrid mode."""
+        texts = self.text_index()
+        settings = self.config.search
+        bm25 = keyword.bm25_query(parsed, query.filters)
+        if bm25 is None and (mode == KEYWORD or not parsed.semantic_text):
+            raise UsageError("the query has no searchable words")
+        if mode == KEYWORD or not parsed.semantic_text:
+            return self._papers(lambda n: texts.top(bm25, n), query)
+        depth = max(settings.hybrid_depth, query.k)
+        lists = [[i for i, _ in texts.top(bm25, depth)], self._semantic_ids(parsed, query, depth)]
+        fused = rrf(lists, settings.rrf_k)
+        return self._papers(lambda n: fused[:n], query)
+
+    def _semantic_ids(self, parsed: keyword.KeywordQuery, query: Query, depth: int) -> list[str]:
+        index = self.index(query.model)
+        found = index.search(self._embed(query.model, parsed.semantic_text), depth, query.filters.rows(index))
+        ids = index.ids(found.rows)
+        if parsed.constrained:  # phrases, authors, ids: only candidates that satisfy them
+            keep = self.text_index().matching(ids, keyword.constraint_query(parsed, query.filters))
+            ids = [i for i in ids if i in keep]
+        return ids
+
+    def _papers(self, ranked: Callable[[int], list[tuple[str, float]]], query: Query) -> tuple[Hit, ...]:
+        """The first k of a ranking whose papers are still stored (the index may lag the store)."""
+        want = query.k
+        for _ in range(4):
+            candidates = ranked(want)
+            papers = load_papers(self.layout, [i for i, _ in candidates])
+            hits = [
+                Hit(papers[i], score)
+                for i, score in candidates
+                if i in papers and query.filters.matches(papers[i].categories, papers[i].created)
+            ]
+            if len(hits) >= query.k or len(candidates) < want:
+                break
+            want = want * 2 + query.k
+        return tuple(hits[: query.k])
 
     def _neighbours(self, index: VectorIndex, vector: Any, query: Query, exclude: str | None) -> tuple[Hit, ...]:
         """The top k papers: neighbours whose metadata still exists and still passes the filters."""
@@ -131,6 +225,23 @@ class Searcher:
                 break
             want = want * 2 + query.k
         return tuple(hits[: query.k])
+
+
+def rrf(lists: Sequence[Sequence[str]], constant: int) -> list[tuple[str, float]]:
+    """Reciprocal-rank fusion: each id scores the sum of 1 / (constant + rank) over the lists holding it
+    (rank from 1); best first, ties broken by the first list's order."""
+    scores: dict[str, float] = {}
+    for ranking in lists:
+        for rank, arxiv_id in enumerate(ranking, start=1):
+            scores[arxiv_id] = scores.get(arxiv_id, 0.0) + 1.0 / (constant + rank)
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
+def _stamp(path: Any) -> Any:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 def _default_model(config: Config) -> ModelConfig:

@@ -48,17 +48,57 @@ class IndexReport:
 @dataclass(frozen=True)
 class IndexJobReport:
     models: tuple[IndexReport, ...] = field(default_factory=tuple)
+    text: TextIndexReport | None = None  # None: the full-text index was not part of this run
 
     def to_dict(self) -> dict[str, Any]:
-        return {"models": [m.to_dict() for m in self.models]}
+        return {"models": [m.to_dict() for m in self.models], "text": self.text.to_dict() if self.text else None}
 
     def summary(self) -> list[str]:
-        return [m.summary_line() for m in self.models] or ["no enabled embedding model"]
+        lines = [m.summary_line() for m in self.models]
+        lines += self.text.summary() if self.text else []
+        return lines or ["no enabled embedding model"]
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
+        counts: dict[str, int] = dict(self.text.counts()) if self.text else {}
         for m in self.models:
             counts[f"indexed.{m.model}"] = m.live
             counts[f"added.{m.model}"] = m.added + m.replaced
             counts[f"removed.{m.model}"] = m.removed + m.replaced
         return counts
+
+
+@dataclass(frozen=True)
+class TextIndexReport:
+    """A full-text index run. ``action``: built | updated | current | no-metadata | failed: <why>."""
+
+    action: str
+    count: int = 0
+    added: int = 0
+    replaced: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "indexed": self.count,
+            "added": self.added,
+            "replaced": self.replaced,
+            "removed": self.removed,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def summary(self) -> list[str]:
+        if self.action == "no-metadata":
+            return ["full-text index: no metadata yet (run `papersys ingest`)"]
+        if self.action == "current":
+            return [f"full-text index: up to date, {self.count:,} papers"]
+        if self.action.startswith("failed"):
+            return [f"full-text index: {self.action} (run `papersys index --text`)"]
+        return [
+            f"full-text index: {self.action} in {self.seconds:,.1f}s, {self.count:,} papers "
+            f"(+{self.added:,} added, {self.replaced:,} replaced, {self.removed:,} removed)"
+        ]
+
+    def counts(self) -> dict[str, int]:
+        return {"indexed.text": self.count, "added.text": self.added + self.replaced, "removed.text": self.removed}

@@ -168,9 +168,21 @@ class Layout:
         """The query encoder exported for fast cold queries (ONNX model + tokenizer), per model."""
         return self.vector_index_dir(alias) / "query-encoder"
 
+    # The full-text index: generation <g> is a tantivy directory g<g>/ and, per metadata year, the content
+    # hashes of the papers it holds (g<g>-hashes/<year>.parquet); the manifest names the generation.
     @property
     def text_index_dir(self) -> Path:
         return self.index_root / "text"
+
+    @property
+    def text_index_manifest(self) -> Path:
+        return self.text_index_dir / "manifest.json"
+
+    def text_index_generation(self, generation: int) -> Path:
+        return self.text_index_dir / f"g{generation:04d}"
+
+    def text_index_hashes(self, generation: int, year: int) -> Path:
+        return self.text_index_dir / f"g{generation:04d}-hashes" / f"{year}.parquet"
 
     # spools: parsed records waiting for their merge (ingest/spool.py) ------------------------------------
     # A spool directory holds parts <partition>/<seq>.parquet: a partition per paper year, and one for

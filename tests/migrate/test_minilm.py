@@ -14,6 +14,7 @@ from support.legacy import NAN, gen1_row, migrate, write_gen1
 from papersys import service
 from papersys.config import Config
 from papersys.embed.engines.base import Engine
+from papersys.search.query import QueryOptions
 from papersys.store import embeddings as store
 from papersys.store.layout import Layout
 from papersys.store.metadata import clean_text
@@ -42,7 +43,7 @@ def test_autopatch_continues_a_migrated_minilm_space(tmp_path: Path, minilm: Eng
     assert report.inputs[0].whitespace_only == 6
     # the migration brought the model's search index up to date with what it wrote
     assert report.index is not None and report.index.to_dict()["models"][0]["indexed"] == model.total("new")
-    assert service.similar(config, papers[0][0], k=1).hits  # searchable right away
+    assert service.similar(config, papers[0][0], QueryOptions(k=1)).hits  # searchable right away
 
     counting = CountingEngine(minilm)
     patched = service.embed_autopatch(config, engine_factory=lambda m, p: counting)

@@ -20,6 +20,7 @@ from papersys.config import Config
 from papersys.embed.engines.base import Engine
 from papersys.errors import SearchError, UsageError
 from papersys.search.manifest import read_index_manifest
+from papersys.search.query import QueryOptions
 from papersys.search.vectors import VectorIndex
 from papersys.store.layout import Layout
 from papersys.store.metadata import upsert
@@ -42,7 +43,7 @@ def test_a_papers_exact_title_finds_it_in_the_top_3(built: Path, papers: pl.Data
 
 def test_scores_are_exact_cosine_and_sorted(store: Config, minilm: Engine, papers: pl.DataFrame) -> None:
     paper = papers.row(7, named=True)
-    result = service.search(store, paper["title"], k=10)
+    result = service.search(store, paper["title"], QueryOptions(k=10))
     index = VectorIndex.open(Layout(store.data_dir), store.model("minilm"))
     query = minilm.embed([paper["title"]])[0]
     for hit in result.hits:
@@ -63,7 +64,7 @@ def test_similar_ranks_a_near_duplicate_first(store: Config, papers: pl.DataFram
     )
     upsert(Layout(store.data_dir), frame(twin))
     service.embed_autopatch(store, engine_factory=factory)  # type: ignore[arg-type]
-    result = service.similar(store, original["id"] + "v3", k=5)
+    result = service.similar(store, original["id"] + "v3", QueryOptions(k=5))
     assert result.hits[0].paper.id == "2501.99999"
     assert original["id"] not in [h.paper.id for h in result.hits]  # itself excluded
     assert len(result.hits) == 5 and result.query == original["id"]
@@ -106,10 +107,11 @@ def test_a_reembedded_stale_paper_is_replaced(store: Config, papers: pl.DataFram
     after = read_index_manifest(layout, "minilm")
     assert before is not None and after is not None
     assert after.live == before.live and after.dead == before.dead + 1
-    hits = service.search(store, new_title, k=1).hits
+    hits = service.search(store, new_title, QueryOptions(k=1)).hits
     assert hits[0].paper.id == target["id"] and hits[0].paper.title == new_title
     assert (
-        service.search(store, "surface code thresholds", k=3, categories=["quant-ph"]).hits[0].paper.id == target["id"]
+        service.search(store, "surface code thresholds", QueryOptions(k=3, categories=["quant-ph"])).hits[0].paper.id
+        == target["id"]
     )
 
 
@@ -119,13 +121,15 @@ def test_a_deleted_paper_disappears(store: Config, papers: pl.DataFrame, factory
     year_file = layout.metadata_file(int("20" + gone["id"][:2]))
     kept = pl.read_parquet(year_file).filter(pl.col("id") != gone["id"])
     kept.write_parquet(year_file)
-    assert gone["id"] not in [h.paper.id for h in service.search(store, gone["title"], k=5).hits]  # before update
+    assert gone["id"] not in [
+        h.paper.id for h in service.search(store, gone["title"], QueryOptions(k=5)).hits
+    ]  # before update
     service.embed_autopatch(store, engine_factory=factory)  # type: ignore[arg-type]
     index = VectorIndex.open(layout, store.model("minilm"))
     assert index.row_of(gone["id"]) is None
     with pytest.raises(SearchError, match="not in the store"):
         service.similar(store, gone["id"])
-    assert gone["id"] not in [h.paper.id for h in service.search(store, gone["title"], k=5).hits]
+    assert gone["id"] not in [h.paper.id for h in service.search(store, gone["title"], QueryOptions(k=5)).hits]
 
 
 def test_library_round_trip(built: Path, papers: pl.DataFrame) -> None:
@@ -152,7 +156,7 @@ def test_library_round_trip(built: Path, papers: pl.DataFrame) -> None:
         "url",
     }
     assert [h.paper.id for h in library.similar(paper.id, k=4).hits][:4] == [
-        h["id"] for h in service.similar(library.config, paper.id, k=4).to_dict()["results"]
+        h["id"] for h in service.similar(library.config, paper.id, QueryOptions(k=4)).to_dict()["results"]
     ]
 
 
@@ -170,7 +174,7 @@ def test_queries_check_their_input(built: Path) -> None:
     for kwargs, error, message in bad:
         text = str(kwargs.pop("text"))
         with pytest.raises(error, match=message):
-            service.search(config, text, **kwargs)  # type: ignore[arg-type]
+            service.search(config, text, QueryOptions(**kwargs))  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="not an arXiv id"):
         service.similar(config, "not-an-id")
     with pytest.raises(SearchError, match="not in the store"):

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from papersys.report import Report
+
 
 @dataclass(frozen=True)
 class SnapshotReport:
@@ -29,6 +31,7 @@ class SnapshotReport:
     seconds: float = 0.0
     phases_s: Mapping[str, float] = field(default_factory=dict)  # this run: "read" (parse + spool), "merge"
     records_per_s: float = 0.0  # lines parsed by this run per second of it
+    index: Report | None = None  # what updating the full-text index did afterwards (the service's)
 
     def total(self, what: str) -> int:
         return sum(change.get(what, 0) for change in self.years.values())
@@ -99,6 +102,7 @@ class SnapshotReport:
             "seconds": round(self.seconds, 3),
             "phases_s": {k: round(v, 3) for k, v in self.phases_s.items()},
             "records_per_s": round(self.records_per_s, 1),
+            "index": self.index.to_dict() if self.index else None,
         }
 
     def summary(self) -> list[str]:
@@ -130,4 +134,4 @@ class SnapshotReport:
             else:
                 lines.append(f"watermark [{key}]: none (no valid records)")
         lines.append(f"{self.seconds:,.1f} s, {self.records_per_s:,.0f} records/s")
-        return lines
+        return lines + (self.index.summary() if self.index else [])

@@ -1,0 +1,189 @@
+"""The query syntax of keyword and hybrid search, and its translation into a BM25 query.
+
+A query is free words plus, anywhere in it:
+
+- ``"a quoted phrase"``: the words in this order, in the title, the abstract or the authors;
+- ``author:Name`` or ``author:"First Last"`` (also ``au:``): papers with that author;
+- ``cat:cs.LG`` (an archive like ``cat:cs`` too): the same as ``--category``, any of;
+- ``id:2401.12345`` (also ``arxiv:``): that paper.
+
+A whole query that is one arXiv id (``2401.12345v2``, ``hep-th/9901001``) or an arxiv.org URL is a lookup:
+that paper comes first. Anything else with a colon right after a word, like ``foo:bar``, is an error that
+names the known fields; a colon followed by a space (``BERT: pre-training``) is plain text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from papersys.errors import UsageError
+from papersys.search import text
+from papersys.search.filters import Filters, check_category
+from papersys.search.papers import paper_id
+
+FIELDS = {"author": "author", "au": "author", "cat": "cat", "id": "id", "arxiv": "id"}
+TITLE_BOOST = 2.0  # a query word in the title counts twice one in the abstract (relevance bench: devdoc)
+ID_BOOST = 50.0  # an arXiv id among the free words puts that paper first
+_TOKEN = re.compile(r'"(?P<phrase>[^"]*)"|(?P<field>[A-Za-z]+):(?P<value>"[^"]*"|\S+)|(?P<word>\S+)')
+_URL = re.compile(r"^https?://", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class KeywordQuery:
+    words: str = ""  # the free text: what BM25 ranks by and the semantic side embeds
+    phrases: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+    lookup: str | None = None  # the whole query named this paper
+
+    @property
+    def constrained(self) -> bool:
+        """Whether some clause must hold (beyond the filters) for a paper to match."""
+        return bool(self.phrases or self.authors or self.ids)
+
+    @property
+    def semantic_text(self) -> str:
+        """What the semantic side of a hybrid query embeds: the free words and the phrases' words."""
+        return " ".join([*self.phrases, self.words]).strip()
+
+
+def parse(raw: str) -> KeywordQuery:
+    """``raw`` checked and split into its parts; UsageError naming the first problem."""
+    query = raw.strip()
+    if not query:
+        raise UsageError("the query is empty")
+    lookup = lookup_id(query)
+    if lookup is not None:
+        return KeywordQuery(lookup=lookup)
+    if query.count('"') % 2:
+        raise UsageError(f"the query has an unbalanced quote: {raw!r}")
+    words: list[str] = []
+    parts: dict[str, list[str]] = {"phrase": [], "author": [], "cat": [], "id": []}
+    for match in _TOKEN.finditer(query):
+        if match["phrase"] is not None:
+            if match["phrase"].strip():
+                parts["phrase"].append(match["phrase"].strip())
+        elif match["field"] is not None:
+            _field(match["field"], match["value"], parts, words)
+        else:
+            words.append(match["word"])
+    return KeywordQuery(
+        words=" ".join(words),
+        phrases=tuple(parts["phrase"]),
+        authors=tuple(parts["author"]),
+        categories=tuple(dict.fromkeys(parts["cat"])),
+        ids=tuple(dict.fromkeys(parts["id"])),
+    )
+
+
+def lookup_id(query: str) -> str | None:
+    """The paper id when the whole query is one arXiv id or arxiv.org URL, else None."""
+    query = query.strip()
+    if not query or " " in query:
+        return None
+    try:
+        return paper_id(query)
+    except ValueError:
+        return None
+
+
+def _field(name: str, value: str, parts: dict[str, list[str]], words: list[str]) -> None:
+    kind = FIELDS.get(name.lower())
+    if kind is None:
+        if _URL.match(f"{name}:{value}"):  # a URL among the words is text
+            words.append(f"{name}:{value}")
+            return
+        known = ", ".join(f"{f}:" for f in dict.fromkeys(FIELDS))
+        raise UsageError(f"unknown field {name + ':'!r} in the query (known: {known}); quote the text to search it")
+    value = value[1:-1].strip() if value.startswith('"') else value
+    if not value:
+        raise UsageError(f"{name}: needs a value")
+    if kind == "cat":
+        check_category(value)
+    elif kind == "id":
+        try:
+            value = paper_id(value)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    parts[kind].append(value)
+
+
+def with_categories(filters: Filters, query: KeywordQuery) -> Filters:
+    """The filters with the query's ``cat:`` clauses added (any of, like repeated ``--category``)."""
+    if not query.categories:
+        return filters
+    return Filters.of([*filters.categories, *query.categories], filters.since, filters.until)
+
+
+# the BM25 query -----------------------------------------------------------------------------------------------
+def bm25_query(query: KeywordQuery, filters: Filters) -> Any:
+    """The tantivy query ranking papers by ``query`` among those ``filters`` admit; None when nothing can
+    match (the words analyse to no terms and there is no other clause)."""
+    clauses: list[tuple[Any, Any]] = [(text.Occur.Must, _phrase_anywhere(p)) for p in query.phrases]
+    clauses += [(text.Occur.Must, _author(name)) for name in query.authors]
+    if query.ids:
+        clauses.append((text.Occur.Must, text.any_term(text.ID, list(query.ids))))
+    should = _word_clauses(query.words)
+    if should and clauses:  # other clauses decide what matches; the words rank
+        clauses += [(text.Occur.Should, q) for q in should]
+    elif should:  # the words alone: a paper must hold one of them
+        clauses.append((text.Occur.Must, text.boolean([(text.Occur.Should, q) for q in should])))
+    if not clauses:
+        return None
+    return text.boolean(clauses + [(text.Occur.Must, f) for f in filter_clauses(filters)])
+
+
+def constraint_query(query: KeywordQuery, filters: Filters) -> Any:
+    """What a paper must satisfy, without the free words: checks candidates from the vector side."""
+    clauses = [(text.Occur.Must, _phrase_anywhere(p)) for p in query.phrases]
+    clauses += [(text.Occur.Must, _author(name)) for name in query.authors]
+    if query.ids:
+        clauses.append((text.Occur.Must, text.any_term(text.ID, list(query.ids))))
+    clauses += [(text.Occur.Must, f) for f in filter_clauses(filters)]
+    return text.boolean(clauses) if clauses else text.everything()
+
+
+def filter_clauses(filters: Filters) -> list[Any]:
+    found = []
+    if filters.categories:
+        # a paper's terms hold each category and its archive, so "cs" and "cs.LG" are both one term
+        found.append(text.constant(text.any_term(text.CATS, [c.lower() for c in filters.categories])))
+    if filters.since or filters.until:
+        found.append(text.constant(text.day_range(filters.since, filters.until)))
+    return found
+
+
+def _word_clauses(words: str) -> list[Any]:
+    clauses: list[Any] = []
+    for token in dict.fromkeys(text.analyze(text.TEXT, words)):
+        clauses.append(text.boost(text.term(text.TITLE, token), TITLE_BOOST))
+        clauses.append(text.term(text.ABSTRACT, token))
+    for token in dict.fromkeys(text.analyze(text.NAMES, text.plain_name(words))):
+        clauses.append(text.term(text.AUTHORS, token))
+    for word in words.split():
+        try:
+            clauses.append(text.boost(text.term(text.ID, paper_id(word)), ID_BOOST))
+        except ValueError:
+            continue
+    return clauses
+
+
+def _phrase_anywhere(phrase_text: str) -> Any:
+    options = []
+    for field, analyzer in ((text.TITLE, text.TEXT), (text.ABSTRACT, text.TEXT), (text.AUTHORS, text.NAMES)):
+        words = text.analyze(analyzer, text.plain_name(phrase_text) if field == text.AUTHORS else phrase_text)
+        if words:
+            options.append((text.Occur.Should, text.phrase(field, words)))
+    if not options:
+        raise UsageError(f'the phrase "{phrase_text}" has no searchable words')
+    return text.boolean(options)
+
+
+def _author(name: str) -> Any:
+    words = text.analyze(text.NAMES, text.plain_name(name))
+    if not words:
+        raise UsageError(f"author:{name!r} has no searchable name")
+    return text.phrase(text.AUTHORS, words)

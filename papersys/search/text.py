@@ -1,0 +1,229 @@
+"""The full-text index (tantivy, BM25): the one module importing tantivy.
+
+One tantivy index per generation under ``data/index/text/g<G>/`` holds a document per paper: its id
+(exact), title and abstract (words, lower-cased, ASCII-folded, English-stemmed), authors (names:
+lower-cased and ASCII-folded, not stemmed; LaTeX accents undone), categories with their archives
+(exact, lower-cased) and the first-version day (a range-filterable integer). Only the id is stored:
+results are read from the metadata store like every other search result.
+
+The analyzers below are registered on every open: tantivy records only their names in the index, so
+the same objects tokenize documents and queries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+from papersys.errors import StoreError
+
+SCHEMA_VERSION = 1  # bump when the schema or an analyzer changes: the next update rebuilds
+TEXT, NAMES, EXACT = "paper_text", "names", "exact"
+TITLE, ABSTRACT, AUTHORS, CATS, ID, CREATED = "title", "abstract", "authors", "cats", "id", "created"
+EPOCH = date(1970, 1, 1)
+WRITER_HEAP = 256_000_000  # bytes of indexing buffer, split among the writer's threads
+MAX_TERM_CHARS = 40
+
+# LaTeX accent commands in author names as arXiv stores them: M{\"u}ller, Schr\"odinger, \'Etienne
+_LATEX_ACCENT = re.compile(r"""\\[`'^"~=.uvHtcdbk]\s*\{?([A-Za-z])\}?""")
+_BRACES = re.compile(r"[{}]")
+
+
+def _analyzers() -> dict[str, Any]:
+    words = (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(MAX_TERM_CHARS))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+    names = (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(MAX_TERM_CHARS))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .build()
+    )
+    exact = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw()).filter(tantivy.Filter.lowercase()).build()
+    return {TEXT: words, NAMES: names, EXACT: exact}
+
+
+ANALYZERS = _analyzers()
+
+
+def library_version() -> str:
+    from importlib.metadata import version
+
+    return f"tantivy {version('tantivy')}"
+
+
+def schema() -> Any:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field(ID, stored=True, tokenizer_name=EXACT, index_option="basic")
+    builder.add_text_field(TITLE, tokenizer_name=TEXT)
+    builder.add_text_field(ABSTRACT, tokenizer_name=TEXT)
+    builder.add_text_field(AUTHORS, tokenizer_name=NAMES)
+    builder.add_text_field(CATS, tokenizer_name=EXACT, index_option="basic")
+    builder.add_integer_field(CREATED, indexed=True, fast=True)
+    return builder.build()
+
+
+SCHEMA = schema()
+
+
+def analyze(analyzer: str, text: str) -> list[str]:
+    """``text`` as the index sees it in a field tokenized by ``analyzer``."""
+    return list(ANALYZERS[analyzer].analyze(text))
+
+
+def plain_name(name: str) -> str:
+    """An author name without LaTeX accent commands or braces (ASCII folding does the rest)."""
+    return _BRACES.sub("", _LATEX_ACCENT.sub(r"\1", name))
+
+
+def category_terms(categories: Iterable[str]) -> list[str]:
+    """A paper's category terms: each category and its archive (``cs.LG`` → ``cs.lg``, ``cs``)."""
+    terms: dict[str, None] = {}
+    for category in categories:
+        lowered = category.strip().lower()
+        if lowered:
+            terms[lowered] = None
+            terms[lowered.split(".", 1)[0]] = None
+    return list(terms)
+
+
+@dataclass(frozen=True)
+class TextDoc:
+    id: str
+    title: str
+    abstract: str
+    authors: Sequence[str]
+    categories: Sequence[str]
+    created: date | None
+
+    def to_document(self) -> Any:
+        doc = tantivy.Document()
+        doc.add_text(ID, self.id)
+        doc.add_text(TITLE, self.title)
+        doc.add_text(ABSTRACT, self.abstract)
+        for author in self.authors:
+            doc.add_text(AUTHORS, plain_name(author))
+        for term in category_terms(self.categories):
+            doc.add_text(CATS, term)
+        if self.created is not None:
+            doc.add_integer(CREATED, (self.created - EPOCH).days)
+        return doc
+
+
+def create(path: Path) -> Any:
+    """A new, empty index at ``path`` (a directory that must not hold one)."""
+    path.mkdir(parents=True, exist_ok=True)
+    index = tantivy.Index(SCHEMA, path=str(path), reuse=False)
+    _register(index)
+    return index
+
+
+def open_index(path: Path) -> Any:
+    """The index at ``path``; StoreError (naming the repair) when it is missing or unreadable."""
+    try:
+        if not tantivy.Index.exists(str(path)):
+            raise StoreError(path, "holds no full-text index", "run `papersys index --text --rebuild`")
+        index = tantivy.Index.open(str(path))
+    except StoreError:
+        raise
+    except Exception as exc:  # tantivy raises ValueError with its own text
+        raise StoreError(
+            path, f"cannot open the full-text index ({exc})", "run `papersys index --text --rebuild`"
+        ) from exc
+    _register(index)
+    return index
+
+
+def _register(index: Any) -> None:
+    for name, analyzer in ANALYZERS.items():
+        index.register_tokenizer(name, analyzer)
+
+
+@contextmanager
+def writing(index: Any, threads: int) -> Iterator[Any]:
+    """A writer for the block, which commits what it wants kept; on an exception its uncommitted changes are
+    rolled back. Leaving the block waits for tantivy's segment merges and releases the writer's lock."""
+    writer = index.writer(heap_size=WRITER_HEAP, num_threads=max(1, threads))
+    try:
+        yield writer
+    except BaseException:
+        writer.rollback()
+        raise
+    writer.wait_merging_threads()
+
+
+def delete(writer: Any, ids: Iterable[str]) -> int:
+    count = 0
+    for arxiv_id in ids:
+        writer.delete_documents_by_term(ID, arxiv_id)
+        count += 1
+    return count
+
+
+# queries ----------------------------------------------------------------------------------------------------
+Occur = tantivy.Occur
+Q = tantivy.Query
+
+
+def term(field: str, value: str) -> Any:
+    return Q.term_query(SCHEMA, field, value)
+
+
+def any_term(field: str, values: Sequence[str]) -> Any:
+    return Q.term_set_query(SCHEMA, field, list(values))
+
+
+def phrase(field: str, words: Sequence[str]) -> Any:
+    return Q.phrase_query(SCHEMA, field, list(words)) if len(words) > 1 else term(field, words[0])
+
+
+def day_range(since: date | None, until: date | None) -> Any:
+    return Q.range_query(
+        SCHEMA,
+        CREATED,
+        tantivy.FieldType.Integer,
+        (since - EPOCH).days if since else -(2**62),
+        (until - EPOCH).days if until else 2**62,
+    )
+
+
+def boolean(clauses: Sequence[tuple[Any, Any]]) -> Any:
+    return Q.boolean_query(list(clauses))
+
+
+def boost(query: Any, factor: float) -> Any:
+    return Q.boost_query(query, factor)
+
+
+def everything() -> Any:
+    return Q.all_query()
+
+
+def constant(query: Any) -> Any:
+    """``query`` as a filter: matches the same documents, adds nothing to the score."""
+    return Q.const_score_query(query, 0.0)
+
+
+def top(searcher: Any, query: Any, limit: int) -> list[tuple[str, float]]:
+    """The ids and BM25 scores of the best ``limit`` documents matching ``query``."""
+    if limit <= 0:
+        return []
+    found = searcher.search(query, limit, count=False)
+    return [(str(searcher.doc(address).get_first(ID)), float(score)) for score, address in found.hits]
+
+
+def count(searcher: Any) -> int:
+    return int(searcher.num_docs)
