@@ -34,7 +34,7 @@ class GraphParams:
     quantization: str = "i8"
     connectivity: int = 16
     expansion_add: int = 64
-    expansion_search: int = 96
+    expansion_search: int = 512
 
     @classmethod
     def of(cls, settings: SearchConfig) -> GraphParams:

@@ -8,8 +8,9 @@ A query is free words plus, anywhere in it:
 - ``id:2401.12345`` (also ``arxiv:``): that paper.
 
 A whole query that is one arXiv id (``2401.12345v2``, ``hep-th/9901001``) or an arxiv.org URL is a lookup:
-that paper comes first. Anything else with a colon right after a word, like ``foo:bar``, is an error that
-names the known fields; a colon followed by a space (``BERT: pre-training``) is plain text.
+that paper comes first. A word and colon that look like a search field but are none of these (``title:``,
+``abstract:``, ``year:``…) are an error that names the known fields; any other ``word:word`` (real titles
+hold ``clem:todd``) and a colon followed by a space are plain text.
 """
 
 from __future__ import annotations
@@ -24,10 +25,19 @@ from papersys.search.filters import Filters, check_category
 from papersys.search.papers import paper_id
 
 FIELDS = {"author": "author", "au": "author", "cat": "cat", "id": "id", "arxiv": "id"}
+# names people type as search fields (arXiv's own search, Lucene, Google Scholar) that papersys does not have:
+# an error naming the known fields. Any other "word:word" is text: real titles hold "clem:todd" and
+# "Distillation:Unifying".
+_NOT_FIELDS = """title ti abstract abs all authors category categories year date doi journal comments comment
+license primary subject tag sort from since until before after intitle inauthor"""
+NOT_FIELDS = frozenset(_NOT_FIELDS.split())
 TITLE_BOOST = 2.0  # a query word in the title counts twice one in the abstract (relevance bench: devdoc)
 ID_BOOST = 50.0  # an arXiv id among the free words puts that paper first
+# the free words in order, as a whole: in the title (a remembered title) or in the authors (a name typed
+# bare, "Yoshua Bengio") they outrank papers that only hold the words apart
+TITLE_PHRASE_BOOST = 3.0
+AUTHOR_PHRASE_BOOST = 8.0
 _TOKEN = re.compile(r'"(?P<phrase>[^"]*)"|(?P<field>[A-Za-z]+):(?P<value>"[^"]*"|\S+)|(?P<word>\S+)')
-_URL = re.compile(r"^https?://", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -93,11 +103,11 @@ def lookup_id(query: str) -> str | None:
 def _field(name: str, value: str, parts: dict[str, list[str]], words: list[str]) -> None:
     kind = FIELDS.get(name.lower())
     if kind is None:
-        if _URL.match(f"{name}:{value}"):  # a URL among the words is text
-            words.append(f"{name}:{value}")
-            return
-        known = ", ".join(f"{f}:" for f in dict.fromkeys(FIELDS))
-        raise UsageError(f"unknown field {name + ':'!r} in the query (known: {known}); quote the text to search it")
+        if name.lower() in NOT_FIELDS:
+            known = ", ".join(f"{f}:" for f in FIELDS)
+            raise UsageError(f"unknown field {name + ':'!r} in the query (known: {known}); quote it to search the text")
+        words.append(f"{name}:{value}")  # text with a colon in it, or a URL
+        return
     value = value[1:-1].strip() if value.startswith('"') else value
     if not value:
         raise UsageError(f"{name}: needs a value")
@@ -136,6 +146,17 @@ def bm25_query(query: KeywordQuery, filters: Filters) -> Any:
     return text.boolean(clauses + [(text.Occur.Must, f) for f in filter_clauses(filters)])
 
 
+def as_name(query: KeywordQuery) -> tuple[KeywordQuery, Any] | None:
+    """When the free words alone could be an author's name (2-4 name words, nothing else in the query): the
+    query as ``author:"<words>"`` and the phrase query that tells whether some paper has that author."""
+    if query.constrained or query.categories or query.lookup:
+        return None
+    names = text.analyze(text.NAMES, text.plain_name(query.words))
+    if not 1 < len(names) <= 4:
+        return None
+    return KeywordQuery(authors=(query.words,)), text.phrase(text.AUTHORS, names)
+
+
 def constraint_query(query: KeywordQuery, filters: Filters) -> Any:
     """What a paper must satisfy, without the free words: checks candidates from the vector side."""
     clauses = [(text.Occur.Must, _phrase_anywhere(p)) for p in query.phrases]
@@ -150,7 +171,7 @@ def filter_clauses(filters: Filters) -> list[Any]:
     found = []
     if filters.categories:
         # a paper's terms hold each category and its archive, so "cs" and "cs.LG" are both one term
-        found.append(text.constant(text.any_term(text.CATS, [c.lower() for c in filters.categories])))
+        found.append(text.constant(text.any_term(text.CATS, list(filters.categories))))
     if filters.since or filters.until:
         found.append(text.constant(text.day_range(filters.since, filters.until)))
     return found
@@ -168,6 +189,12 @@ def _word_clauses(words: str) -> list[Any]:
             clauses.append(text.boost(text.term(text.ID, paper_id(word)), ID_BOOST))
         except ValueError:
             continue
+    title_words = text.analyze(text.TEXT, words)
+    if len(title_words) > 1:
+        clauses.append(text.boost(text.phrase(text.TITLE, title_words), TITLE_PHRASE_BOOST))
+    names = text.analyze(text.NAMES, text.plain_name(words))
+    if 1 < len(names) <= 6:
+        clauses.append(text.boost(text.phrase(text.AUTHORS, names), AUTHOR_PHRASE_BOOST))
     return clauses
 
 

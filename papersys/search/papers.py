@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 
 import polars as pl
 
@@ -44,22 +45,35 @@ def paper_id(raw: str) -> str:
 
 
 def load_papers(layout: Layout, ids: Iterable[str]) -> dict[str, Paper]:
-    """The stored papers among ``ids`` (version-less), by id; ids without metadata are left out."""
+    """The stored papers among ``ids`` (version-less), by id; ids without metadata are left out. One query
+    over the year files that can hold them, which polars reads in parallel."""
     by_year: dict[int, list[str]] = defaultdict(list)
     for arxiv_id in ids:
         by_year[paper_year(arxiv_id)].append(arxiv_id)
-    found: dict[str, Paper] = {}
-    for year, wanted in by_year.items():
-        path = layout.metadata_file(year)
-        if not path.exists():
-            continue
+    paths = [(layout.metadata_file(year), wanted) for year, wanted in sorted(by_year.items())]
+    scans = [
+        pl.scan_parquet(path).select(COLUMNS).filter(pl.col("id").is_in(wanted))
+        for path, wanted in paths
+        if path.exists()
+    ]
+    if not scans:
+        return {}
+    try:
+        frame = pl.concat(scans).collect()
+    except Exception as exc:
+        bad = _unreadable([path for path, _ in paths if path.exists()])
+        raise StoreError(bad, f"cannot be read ({type(exc).__name__})", "see `papersys status`") from exc
+    return {str(row["id"]): _paper(row) for row in frame.iter_rows(named=True)}
+
+
+def _unreadable(paths: list[Path]) -> Path:
+    """The first of ``paths`` that cannot be scanned (for the error message), else the first."""
+    for path in paths:
         try:
-            frame = pl.scan_parquet(path).select(COLUMNS).filter(pl.col("id").is_in(wanted)).collect()
-        except Exception as exc:
-            raise StoreError(path, f"cannot be read ({type(exc).__name__})", "see `papersys status`") from exc
-        for row in frame.iter_rows(named=True):
-            found[row["id"]] = _paper(row)
-    return found
+            pl.scan_parquet(path).select(COLUMNS).head(0).collect()
+        except Exception:
+            return path
+    return paths[0]
 
 
 def _paper(row: dict[str, object]) -> Paper:

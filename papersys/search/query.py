@@ -75,7 +75,8 @@ class Searcher:
         stamp = _stamp(self.layout.vector_index_manifest(model.alias))
         cached = self._indexes.get(model.alias)
         if cached is None or cached[0] != stamp:
-            self._indexes[model.alias] = (stamp, VectorIndex.open(self.layout, model))
+            ef = self.config.search.expansion_search
+            self._indexes[model.alias] = (stamp, VectorIndex.open(self.layout, model, expansion_search=ef))
         return self._indexes[model.alias][1]
 
     def text_index(self) -> TextIndex:
@@ -172,6 +173,9 @@ class Searcher:
         """Keyword or hybrid: BM25 candidates, fused with the vector side's in hybrid mode."""
         texts = self.text_index()
         settings = self.config.search
+        name = keyword.as_name(parsed) if mode == HYBRID else None
+        if name is not None and texts.top(name[1], 1):  # a bare author name: meaning has nothing to add
+            parsed = name[0]
         bm25 = keyword.bm25_query(parsed, query.filters)
         if bm25 is None and (mode == KEYWORD or not parsed.semantic_text):
             raise UsageError("the query has no searchable words")

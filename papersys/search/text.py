@@ -168,7 +168,7 @@ def writing(index: Any, threads: int) -> Iterator[Any]:
 def delete(writer: Any, ids: Iterable[str]) -> int:
     count = 0
     for arxiv_id in ids:
-        writer.delete_documents_by_term(ID, arxiv_id)
+        writer.delete_documents_by_term(ID, _exact_term(ID, arxiv_id))
         count += 1
     return count
 
@@ -178,12 +178,18 @@ Occur = tantivy.Occur
 Q = tantivy.Query
 
 
+def _exact_term(field: str, value: str) -> str:
+    """A term of an exact field as the index holds it (the exact analyzer lower-cases: old-style ids and
+    categories keep their case in the store)."""
+    return value.lower() if field in (ID, CATS) else value
+
+
 def term(field: str, value: str) -> Any:
-    return Q.term_query(SCHEMA, field, value)
+    return Q.term_query(SCHEMA, field, _exact_term(field, value))
 
 
 def any_term(field: str, values: Sequence[str]) -> Any:
-    return Q.term_set_query(SCHEMA, field, list(values))
+    return Q.term_set_query(SCHEMA, field, [_exact_term(field, v) for v in values])
 
 
 def phrase(field: str, words: Sequence[str]) -> Any:

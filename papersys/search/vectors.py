@@ -53,8 +53,16 @@ class VectorIndex:
             self.graph = load_graph(graph_path, writable=False, params=m.params)
 
     @classmethod
-    def open(cls, layout: Layout, model: ModelConfig, embedding: dict[str, Any] | None = None) -> VectorIndex:
-        """The index of ``model``; SearchError when there is none or it was built for other vectors."""
+    def open(
+        cls,
+        layout: Layout,
+        model: ModelConfig,
+        embedding: dict[str, Any] | None = None,
+        *,
+        expansion_search: int | None = None,
+    ) -> VectorIndex:
+        """The index of ``model``; SearchError when there is none or it was built for other vectors.
+        ``expansion_search`` (HNSW's ef at query time, ``[search]``) overrides the build's: no rebuild needed."""
         for attempt in range(3):  # a rebuild may switch generations between reading the manifest and the files
             manifest = read_index_manifest(layout, model.alias)
             if manifest is None:
@@ -66,10 +74,14 @@ class VectorIndex:
                     "rebuild it with `papersys index --rebuild`"
                 )
             try:
-                return cls(layout, manifest)
+                index = cls(layout, manifest)
             except (FileNotFoundError, StoreError):
                 if attempt == 2:
                     raise
+                continue
+            if expansion_search is not None and index.graph is not None:
+                index.graph.expansion_search = expansion_search
+            return index
         raise AssertionError("unreachable")
 
     # rows ----------------------------------------------------------------------------------------------

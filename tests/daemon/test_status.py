@@ -153,9 +153,11 @@ def test_status_json_lists_every_documented_key(tmp_path: Path) -> None:
         "last_runs",
         "daemon",
         "disk_bytes",
+        "text_index",
         "problems",
         "seconds",
     }
+    assert set(data["text_index"]) == {"indexed", "current", "changed_years", "updated_at", "behind"}
     assert pl.DataFrame([data["models"][0]]).columns[:3] == ["alias", "name", "enabled"]
 
 

@@ -95,3 +95,6 @@ def test_recall_at_10_against_exact_search_on_50k_clustered_vectors(tmp_path: Pa
         assert len(ids) == 10
         found += len(set(ids) & {f"2401.{i:05d}" for i in truth.tolist()})
     assert found / (10 * len(queries)) >= 0.98, found / (10 * len(queries))
+    # the query-time search effort is a setting, applied to the opened graph without a rebuild
+    assert index.graph.expansion_search == config.search.expansion_search
+    assert VectorIndex.open(layout, model, expansion_search=300).graph.expansion_search == 300
