@@ -222,7 +222,7 @@ class SearchConfig(_Frozen):
     expansion_add: Annotated[int, Field(ge=1)] = 64
     expansion_search: Annotated[int, Field(ge=1)] = 512  # query-time: a change needs no rebuild
     text_index: bool = True  # keep the full-text index current after every metadata write
-    rrf_k: Annotated[int, Field(ge=1, le=10_000)] = 60  # reciprocal-rank fusion constant (hybrid mode)
+    rrf_k: Annotated[int, Field(ge=1, le=10_000)] = 10  # reciprocal-rank fusion constant (relevance bench)
     hybrid_depth: Annotated[int, Field(ge=1, le=10_000)] = 100  # candidates taken from each list before fusing
 
 

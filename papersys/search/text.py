@@ -25,7 +25,7 @@ import tantivy
 from papersys.errors import StoreError
 
 SCHEMA_VERSION = 1  # bump when the schema or an analyzer changes: the next update rebuilds
-TEXT, NAMES, EXACT = "paper_text", "names", "exact"
+TEXT, NAMES, EXACT, CONTENT = "paper_text", "names", "exact", "content_words"
 TITLE, ABSTRACT, AUTHORS, CATS, ID, CREATED = "title", "abstract", "authors", "cats", "id", "created"
 EPOCH = date(1970, 1, 1)
 WRITER_HEAP = 256_000_000  # bytes of indexing buffer, split among the writer's threads
@@ -53,7 +53,18 @@ def _analyzers() -> dict[str, Any]:
         .build()
     )
     exact = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw()).filter(tantivy.Filter.lowercase()).build()
-    return {TEXT: words, NAMES: names, EXACT: exact}
+    # query side only: the free words without English stop words, which match nearly every paper, add
+    # nothing to BM25 and cost the most (the index keeps them, so quoted phrases still hold them)
+    content = (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(MAX_TERM_CHARS))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.stopword("english"))
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+    return {TEXT: words, NAMES: names, EXACT: exact, CONTENT: content}
 
 
 ANALYZERS = _analyzers()

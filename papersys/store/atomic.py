@@ -59,11 +59,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
-def write_parquet(frame: pl.DataFrame, path: Path, *, compression: Compression = "zstd") -> None:
-    """Write ``frame`` to ``path`` atomically (zstd by default, with statistics)."""
+def write_parquet(
+    frame: pl.DataFrame, path: Path, *, compression: Compression = "zstd", row_group_size: int | None = None
+) -> None:
+    """Write ``frame`` to ``path`` atomically (zstd by default, with statistics; polars' row groups unless
+    ``row_group_size`` is given)."""
     try:
         with atomic_path(path) as tmp:
-            frame.write_parquet(tmp, compression=compression, statistics=True)
+            frame.write_parquet(tmp, compression=compression, statistics=True, row_group_size=row_group_size)
     except OSError as exc:
         raise StoreError(path, f"cannot write: {exc.strerror or exc}") from exc
 

@@ -69,7 +69,8 @@ def _build(root: Path, corpus: pl.DataFrame) -> Any:
     import sys
 
     sys.path.insert(0, str(ROOT / "tests"))
-    from support.builders import frame, row
+    from support.builders import frame
+    from support.search_support import paper_rows
 
     from papersys import service
     from papersys.config import config_from_mapping
@@ -78,18 +79,7 @@ def _build(root: Path, corpus: pl.DataFrame) -> Any:
 
     config = config_from_mapping({"data_dir": str(root / "data")}, base_dir=root)
     if not (root / ".built").exists():
-        rows = [
-            row(
-                p["id"],
-                title=p["title"],
-                abstract=p["abstract"],
-                authors=p["authors"],
-                categories=p["categories"],
-                created=p["created"] or date(2024, 1, 1),
-                updated=p["updated"],
-            )
-            for p in corpus.iter_rows(named=True)
-        ]
+        rows = paper_rows(corpus.with_columns(pl.col("created").fill_null(date(2024, 1, 1))))
         upsert(Layout(config.data_dir), frame(*rows))
         service.embed_autopatch(config)
         service.index(config)

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from benchmarks.search import CATEGORIES
+from benchmarks.search import CATEGORIES, _cli, _disk, _memory
 from benchmarks.status import _ids, _year_sizes
 
 LEGACY = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "arxiv-real-thirdparty" / "legacy"
@@ -119,26 +118,6 @@ def _link_vectors(root: Path, vectors: Path) -> None:
         target.symlink_to((vectors / name).resolve(), target_is_directory=True)
 
 
-def _cli(root: Path, *args: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """Wall and CPU seconds (the child's user + system) of one `papersys` run."""
-    env = {k: v for k, v in os.environ.items() if k != "PAPERSYS_CONFIG"}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "papersys", "--data-dir", str(root), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-    )
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise RuntimeError(f"papersys {' '.join(args)} failed: {proc.stderr[-2000:]}")
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return wall, cpu, proc
-
-
 def _keyword_queries(root: Path, count: int, rng: np.random.Generator) -> list[str]:
     from papersys.store.layout import Layout
 
@@ -191,13 +170,9 @@ def _queries(root: Path, count: int) -> dict[str, Any]:
             hybrid_ms.append((time.perf_counter() - t0) * 1000)
         out["hybrid_p50_ms"] = round(float(np.percentile(hybrid_ms, 50)), 2)
         out["hybrid_p95_ms"] = round(float(np.percentile(hybrid_ms, 95)), 2)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out.update(_memory())
     out["example_queries"] = queries[:6]
     return out
-
-
-def _disk(path: Path) -> float:
-    return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**30, 2)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -213,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.vectors:
         _link_vectors(root, args.vectors)
     out: dict[str, Any] = {"papers": args.papers, "load_avg_start": os.getloadavg()[0]}
-    wall, cpu, _ = _cli(root, "index", "--text", "--rebuild", "--json")
+    wall, _, cpu = _cli(root, "index", "--text", "--rebuild", "--json")
     out.update(build_s=round(wall, 1), build_cpu_s=round(cpu, 1), index_disk_gb=_disk(root / "index" / "text"))
     words = _Words(np.random.default_rng(int(time.time())))
     year = max(int(p.stem) for p in (root / "metadata").glob("*.parquet"))
@@ -222,7 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     fresh = _frame(words, year, [f"{year % 100:02d}12.{94000 + i:05d}" for i in range(args.update)])
     upsert(Layout(root), fresh)
-    wall, cpu, proc = _cli(root, "index", "--text", "--json")
+    wall, proc, cpu = _cli(root, "index", "--text", "--json")
     out.update(update_s=round(wall, 1), update_cpu_s=round(cpu, 1), update_report=json.loads(proc.stdout)["text"])
     child = subprocess.run(
         [

@@ -123,7 +123,8 @@ def test_fusion_puts_a_paper_high_in_both_lists_first(library: Library, papers: 
     assert keyword_top[0].paper.id == paper["id"] == semantic_top[0].paper.id
     hybrid = library.search(paper["title"], k=10)
     assert hybrid.mode == "hybrid" and hybrid.hits[0].paper.id == paper["id"]
-    assert hybrid.hits[0].score == pytest.approx(2 / 61)  # first in both lists
+    rrf_k = library.config.search.rrf_k
+    assert hybrid.hits[0].score == pytest.approx(2 / (rrf_k + 1))  # first in both lists
     scores = [h.score for h in hybrid.hits]
     assert scores == sorted(scores, reverse=True) and len(scores) == 10
 
