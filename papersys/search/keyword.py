@@ -179,7 +179,8 @@ def filter_clauses(filters: Filters) -> list[Any]:
 
 def _word_clauses(words: str) -> list[Any]:
     clauses: list[Any] = []
-    content = text.analyze(text.CONTENT, words) or text.analyze(text.TEXT, words)  # all stop words: keep them
+    title_words = text.analyze(text.TEXT, words)
+    content = text.analyze(text.CONTENT, words) or title_words  # only stop words: keep them
     for token in dict.fromkeys(content):
         clauses.append(text.boost(text.term(text.TITLE, token), TITLE_BOOST))
         clauses.append(text.term(text.ABSTRACT, token))
@@ -190,7 +191,6 @@ def _word_clauses(words: str) -> list[Any]:
             clauses.append(text.boost(text.term(text.ID, paper_id(word)), ID_BOOST))
         except ValueError:
             continue
-    title_words = text.analyze(text.TEXT, words)
     if len(title_words) > 1 and len(content) > 1:  # a phrase of stop words only would scan every title
         clauses.append(text.boost(text.phrase(text.TITLE, title_words), TITLE_PHRASE_BOOST))
     names = text.analyze(text.NAMES, text.plain_name(words))

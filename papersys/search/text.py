@@ -36,35 +36,24 @@ _LATEX_ACCENT = re.compile(r"""\\[`'^"~=.uvHtcdbk]\s*\{?([A-Za-z])\}?""")
 _BRACES = re.compile(r"[{}]")
 
 
+def _analyzer(tokenizer: Any, *filters: Any) -> Any:
+    builder = tantivy.TextAnalyzerBuilder(tokenizer)
+    for step in filters:
+        builder = builder.filter(step)
+    return builder.build()
+
+
 def _analyzers() -> dict[str, Any]:
-    words = (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(MAX_TERM_CHARS))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-        .filter(tantivy.Filter.stemmer("english"))
-        .build()
-    )
-    names = (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(MAX_TERM_CHARS))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-        .build()
-    )
-    exact = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw()).filter(tantivy.Filter.lowercase()).build()
-    # query side only: the free words without English stop words, which match nearly every paper, add
-    # nothing to BM25 and cost the most (the index keeps them, so quoted phrases still hold them)
-    content = (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(MAX_TERM_CHARS))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-        .filter(tantivy.Filter.stopword("english"))
-        .filter(tantivy.Filter.stemmer("english"))
-        .build()
-    )
-    return {TEXT: words, NAMES: names, EXACT: exact, CONTENT: content}
+    f = tantivy.Filter
+    folded = (f.remove_long(MAX_TERM_CHARS), f.lowercase(), f.ascii_fold())
+    return {
+        TEXT: _analyzer(tantivy.Tokenizer.simple(), *folded, f.stemmer("english")),
+        NAMES: _analyzer(tantivy.Tokenizer.simple(), *folded),
+        EXACT: _analyzer(tantivy.Tokenizer.raw(), f.lowercase()),
+        # query side only: the free words without English stop words, which match nearly every paper, add
+        # nothing to BM25 and cost the most (the index keeps them, so quoted phrases still hold them)
+        CONTENT: _analyzer(tantivy.Tokenizer.simple(), *folded, f.stopword("english"), f.stemmer("english")),
+    }
 
 
 ANALYZERS = _analyzers()

@@ -91,29 +91,30 @@ def update_text_index(layout: Layout, *, rebuild: bool = False, runtime: Runtime
     except StoreError as exc:  # derived data: build it again
         log.warning("the full-text index is unreadable (%s): rebuilding it", exc)
         old, rebuild = None, True
-    reasons = _rebuild_reasons(layout, old, rebuild=rebuild)
     if old is None and not layout.metadata_years():
         return TextIndexReport("no-metadata", seconds=time.monotonic() - began)
+    reasons, index = _rebuild_reasons(layout, old, rebuild=rebuild)
     _sweep(layout, old)
-    if reasons or old is None:
+    if old is None or index is None:
         log.info("building the full-text index (%s)", "; ".join(reasons))
         report = _build(layout, old, runtime)
     else:
-        report = _update(layout, old, runtime)
+        report = _update(layout, old, index, runtime)
     return replace(report, seconds=time.monotonic() - began)
 
 
-def _rebuild_reasons(layout: Layout, old: TextManifest | None, *, rebuild: bool) -> list[str]:
+def _rebuild_reasons(layout: Layout, old: TextManifest | None, *, rebuild: bool) -> tuple[list[str], Any]:
+    """Why the index must be built anew (none: the opened index, to be updated)."""
     if old is None:
-        return ["there is none yet"]
+        return ["there is none yet"], None
     reasons = ["--rebuild"] if rebuild else []
     if old.schema_version != text.SCHEMA_VERSION:
         reasons.append(f"its schema version {old.schema_version} is not {text.SCHEMA_VERSION}")
     try:
-        text.open_index(layout.text_index_generation(old.generation))
+        index = text.open_index(layout.text_index_generation(old.generation))
     except StoreError as exc:
-        reasons.append(str(exc))
-    return reasons
+        return [*reasons, str(exc)], None
+    return reasons, (None if reasons else index)
 
 
 def _year_docs(layout: Layout, year: int) -> tuple[pl.DataFrame, list[int] | None]:
@@ -184,11 +185,10 @@ def _build(layout: Layout, old: TextManifest | None, runtime: Runtime) -> TextIn
     return TextIndexReport("built", count=count, added=count)
 
 
-def _update(layout: Layout, old: TextManifest, runtime: Runtime) -> TextIndexReport:
+def _update(layout: Layout, old: TextManifest, index: Any, runtime: Runtime) -> TextIndexReport:
     changed = changed_years(old.signature, metadata_signature(layout))
     if not changed:
         return TextIndexReport("current", count=old.count)
-    index = text.open_index(layout.text_index_generation(old.generation))
     signature = dict(old.signature)
     pending: dict[int, pl.DataFrame] = {}
     added = replaced = removed = 0

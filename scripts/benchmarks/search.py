@@ -284,6 +284,22 @@ def _exact(index: Any, queries: np.ndarray) -> list[set[int]]:
     return [set(np.argpartition(-scores[:, i], 10)[:10].tolist()) for i in range(len(queries))]
 
 
+def query_part(bench: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run benchmark ``bench``'s ``--part queries`` in a fresh process (its own memory, cold caches of its
+    own) and return its JSON result."""
+    child = subprocess.run(
+        [
+            *(sys.executable, str(Path(__file__).resolve().parents[1] / "bench.py"), bench, "--part", "queries"),
+            *("--papers", str(args.papers), "--workdir", str(args.workdir), "--queries", str(args.queries)),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(child.stdout)
+    return result
+
+
 def _disk(path: Path) -> float:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**30, 2)
 
@@ -311,16 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     update_s, proc, update_cpu = _cli(root, "index", "--model", "minilm", "--json")
     out.update(update_s=round(update_s, 1), update_cpu_s=round(update_cpu, 1))
     out["update_report"] = json.loads(proc.stdout)["models"][0]
-    child = subprocess.run(
-        [
-            *(sys.executable, __file__.replace("benchmarks/search.py", "bench.py"), "search", "--part", "queries"),
-            *("--papers", str(args.papers), "--workdir", str(args.workdir), "--queries", str(args.queries)),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    out.update(json.loads(child.stdout))
+    out.update(query_part("search", args))
     query = ("search", "graph neural networks for molecules", "--mode", "semantic", "--json")
     _cli(root, *query, bytecode=True)  # writes the bytecode an installed copy has
     cold = [_cli(root, *query, bytecode=True)[0] for _ in range(5)]

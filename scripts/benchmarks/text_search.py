@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from benchmarks.search import CATEGORIES, _cli, _disk, _memory
+from benchmarks.search import CATEGORIES, _cli, _disk, _memory, _pct, query_part
 from benchmarks.status import _ids, _year_sizes
 
 LEGACY = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "arxiv-real-thirdparty" / "legacy"
@@ -154,8 +153,8 @@ def _queries(root: Path, count: int) -> dict[str, Any]:
         keyword_ms.append((time.perf_counter() - t0) * 1000)
         hits.append(len(result.hits))
     out: dict[str, Any] = {
-        "keyword_p50_ms": round(float(np.percentile(keyword_ms, 50)), 2),
-        "keyword_p95_ms": round(float(np.percentile(keyword_ms, 95)), 2),
+        "keyword_p50_ms": _pct(keyword_ms, 50),
+        "keyword_p95_ms": _pct(keyword_ms, 95),
         "keyword_queries_with_10_hits": sum(h == 10 for h in hits),
     }
     if (root / "index" / "minilm").exists():
@@ -168,8 +167,8 @@ def _queries(root: Path, count: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             service.search(config, q, QueryOptions(mode="hybrid"), searcher=searcher)
             hybrid_ms.append((time.perf_counter() - t0) * 1000)
-        out["hybrid_p50_ms"] = round(float(np.percentile(hybrid_ms, 50)), 2)
-        out["hybrid_p95_ms"] = round(float(np.percentile(hybrid_ms, 95)), 2)
+        out["hybrid_p50_ms"] = _pct(hybrid_ms, 50)
+        out["hybrid_p95_ms"] = _pct(hybrid_ms, 95)
     out.update(_memory())
     out["example_queries"] = queries[:6]
     return out
@@ -199,17 +198,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     upsert(Layout(root), fresh)
     wall, proc, cpu = _cli(root, "index", "--text", "--json")
     out.update(update_s=round(wall, 1), update_cpu_s=round(cpu, 1), update_report=json.loads(proc.stdout)["text"])
-    child = subprocess.run(
-        [
-            *(sys.executable, __file__.replace("benchmarks/text_search.py", "bench.py"), "text_search"),
-            *("--part", "queries", "--papers", str(args.papers), "--workdir", str(args.workdir)),
-            *("--queries", str(args.queries)),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    out.update(json.loads(child.stdout))
+    out.update(query_part("text_search", args))
     out["load_avg_end"] = os.getloadavg()[0]
     out["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     out["goals"] = {"build_s": 1800, "update_s": 30, "keyword_p95_ms": 50, "hybrid_p95_ms": 100}
