@@ -213,14 +213,13 @@ class LocksConfig(_Frozen):
 
 
 class SearchConfig(_Frozen):
-    """Index and ranking parameters ([search]); changing the graph's takes `papersys index --rebuild`."""
+    """Index and ranking parameters ([search]); changing quantization or lists takes `papersys index --rebuild`."""
 
-    graph_min_rows: Annotated[int, Field(ge=0)] = 20_000
+    ann_min_rows: Annotated[int, Field(ge=0)] = 20_000
     tail_rows: Annotated[int, Field(ge=0)] = 50_000
-    quantization: Literal["i8", "f16", "f32"] = "i8"
-    connectivity: Annotated[int, Field(ge=2, le=256)] = 16
-    expansion_add: Annotated[int, Field(ge=1)] = 64
-    expansion_search: Annotated[int, Field(ge=1)] = 512  # query-time: a change needs no rebuild
+    quantization: Literal["sq8", "f16", "f32"] = "sq8"
+    lists: Annotated[int, Field(ge=0, le=65_536)] = 0  # 0: 2·√rows, a power of two (4,096 at 3 M)
+    probes: Annotated[int, Field(ge=1, le=65_536)] = 64  # query-time: a change needs no rebuild
     text_index: bool = True  # keep the full-text index current after every metadata write
     rrf_k: Annotated[int, Field(ge=1, le=10_000)] = 10  # reciprocal-rank fusion constant (relevance bench)
     hybrid_depth: Annotated[int, Field(ge=1, le=10_000)] = 100  # candidates taken from each list before fusing

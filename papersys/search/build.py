@@ -1,7 +1,7 @@
 """Building and updating a model's vector index, kill-safely: files first, the manifest last.
 
 An update appends rows for new and re-embedded papers, marks replaced and deleted papers' rows dead, and
-merges the rows added since the last merge into the graph once they are many. A full build (first run,
+merges the rows added since the last merge into the ANN index once they are many. A full build (first run,
 ``--rebuild``, other vectors, or too many dead rows) writes a new generation beside the old one and
 switches to it in one manifest write. Files no manifest names are leftovers of a killed run: swept.
 """
@@ -19,8 +19,8 @@ import polars as pl
 from papersys.config import ModelConfig, SearchConfig
 from papersys.faults import crash_point
 from papersys.runtime import Runtime, utc_stamp
-from papersys.search import graph as graphs
-from papersys.search.maintain import dead_rows, merge_graph, save_dead, sweep_index, wants_merge
+from papersys.search import ann as ann_set
+from papersys.search.maintain import dead_rows, merge_ann, save_dead, sweep_index, wants_merge
 from papersys.search.manifest import IndexManifest, read_index_manifest, write_index_manifest
 from papersys.search.report import IndexReport
 from papersys.search.rows import ID_BYTES, RowBatch, RowFiles
@@ -65,7 +65,7 @@ def update_index(
     if source.identity() is None:
         return IndexReport(model.alias, "no-vectors", live=0, seconds=time.monotonic() - began)
     signature = source.signature()
-    reasons = _rebuild_reasons(old, model, source, rebuild=rebuild)
+    reasons = _rebuild_reasons(old, model, source, settings=settings, rebuild=rebuild)
     if not reasons and old is not None and old.signature == signature:
         return IndexReport(model.alias, "current", live=old.live, rows=old.rows, seconds=time.monotonic() - began)
     if reasons:
@@ -89,12 +89,18 @@ def update_index(
     )
 
 
-def _rebuild_reasons(old: IndexManifest | None, model: ModelConfig, source: Source, *, rebuild: bool) -> list[str]:
+def _rebuild_reasons(
+    old: IndexManifest | None, model: ModelConfig, source: Source, *, settings: SearchConfig, rebuild: bool
+) -> list[str]:
     if rebuild:
         return ["asked to rebuild"]
     if old is None:
         return ["no index yet"]
     reasons = old.differences(model, source.identity())
+    wanted = ann_set.AnnParams.of(settings)
+    for name in ("quantization", "lists"):
+        if getattr(old.params, name) != getattr(wanted, name):
+            reasons.append(f"[search] {name} is {getattr(wanted, name)!r}, the index has {getattr(old.params, name)!r}")
     if old.rows and old.dead / old.rows > REBUILD_DEAD_SHARE:
         reasons.append(f"{old.dead:,} of {old.rows:,} rows are dead")
     return reasons
@@ -113,8 +119,8 @@ def _build(
         name=model.name,
         dim=model.dim,
         embedding=source.identity() or {},
-        params=graphs.GraphParams.of(settings),
-        library=graphs.library_version(),
+        params=ann_set.AnnParams.of(settings),
+        library=ann_set.library_version(),
         generation=generation,
         built_at=utc_stamp(),
     )
@@ -134,8 +140,8 @@ def _build(
         rows=rows, codes=codes, live=rows, categories=tuple(delta.vocabulary), signature=signature
     )
     crash_point("index.rows_written")
-    if wants_merge(settings, rows=manifest.rows, graph_rows=0):
-        manifest = merge_graph(layout, manifest, runtime=runtime)
+    if wants_merge(settings, rows=manifest.rows, ann_rows=0):
+        manifest = merge_ann(layout, manifest, runtime=runtime)
     write_index_manifest(layout, manifest)
     return manifest, delta
 
@@ -174,8 +180,8 @@ def _update(
         seq = old.dead_seq + 1
         save_dead(layout.vector_index_dead(model.alias, old.generation, seq), all_dead)
         manifest = manifest.touched(dead_seq=seq, dead=len(all_dead))
-    if wants_merge(settings, rows=manifest.rows, graph_rows=manifest.graph_rows):
-        manifest = merge_graph(layout, manifest, runtime=runtime)
+    if wants_merge(settings, rows=manifest.rows, ann_rows=manifest.ann_rows):
+        manifest = merge_ann(layout, manifest, runtime=runtime)
     write_index_manifest(layout, manifest)
     return manifest, delta
 

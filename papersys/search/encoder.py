@@ -4,10 +4,6 @@
 built, the model's transformer is exported once to ONNX (``encoder_export.py``) and checked against
 sentence-transformers; a query then needs only onnxruntime and tokenizers. Without a valid export,
 ``query_encoder`` falls back to the normal engine (same vectors, slow start).
-
-Import order hazard: in one process, importing ``usearch`` *before* ``onnxruntime`` segfaults (usearch
-loads numkong with RTLD_GLOBAL, whose symbols then clash with onnxruntime's). Importing onnxruntime first
-is fine, so this module imports it at its top: import this module (or call ``preload()``) before usearch.
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ from papersys.embed.engines.base import Engine, Vectors
 from papersys.errors import EngineError, PapersysError, StoreError
 from papersys.search.encoder_dir import ENCODER_JSON, MODEL_ONNX, REBUILD, TOKENIZER_JSON, EncoderInfo, resolve
 
-try:  # at the top on purpose: onnxruntime must be loaded before usearch (see the module docstring)
+try:
     import onnxruntime
 
     _ort: ModuleType | None = onnxruntime
@@ -36,11 +32,6 @@ except ImportError:  # a platform without onnxruntime wheels: queries fall back 
 
 log = logging.getLogger(__name__)
 MAX_THREADS = 8  # a query is one short text: more threads than this only cost start-up and contention
-
-
-def preload() -> ModuleType | None:
-    """onnxruntime, imported (it is, once this module is): call before anything imports usearch."""
-    return _ort
 
 
 def _threads() -> int:

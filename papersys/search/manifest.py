@@ -1,6 +1,6 @@
 """The vector index manifest: what an index reflects and which of its files are current (the commit point).
 
-A writer writes row files, graphs and dead-row lists first and this manifest last, atomically; a reader
+A writer writes row files, ANN indexes and dead-row lists first and this manifest last, atomically; a reader
 reads it first and opens only what it names. Files it does not name are leftovers of a killed writer.
 """
 
@@ -12,12 +12,12 @@ from typing import Any
 from papersys.config import ModelConfig
 from papersys.errors import StoreError
 from papersys.runtime import utc_stamp
-from papersys.search.graph import METRIC, GraphParams
+from papersys.search.ann import METRIC, AnnParams
 from papersys.search.rows import RowCounts
 from papersys.store.atomic import read_json, write_json
 from papersys.store.layout import Layout
 
-FORMAT = 1
+FORMAT = 2  # 2: faiss IVF (1 was a usearch HNSW graph)
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,15 @@ class IndexManifest:
     name: str  # the model name the vectors were made with
     dim: int
     embedding: dict[str, Any]  # identity of the embedding manifest the vectors came under
-    params: GraphParams = field(default_factory=GraphParams)
+    params: AnnParams = field(default_factory=AnnParams)
     metric: str = METRIC
     library: str = ""
     generation: int = 1
     rows: int = 0
     codes: int = 0
-    graph_seq: int = 0  # 0: no graph yet (every row is in the exactly-searched tail)
-    graph_rows: int = 0  # rows [0, graph_rows) are in the graph
+    ann_seq: int = 0  # 0: no ANN index yet (every row is in the exactly-searched tail)
+    ann_rows: int = 0  # rows [0, ann_rows) are in the ANN index
+    ann_lists: int = 0  # lists the ANN index was trained with
     dead_seq: int = 0  # 0: no dead rows
     dead: int = 0
     live: int = 0
@@ -56,7 +57,8 @@ class IndexManifest:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> IndexManifest:
         data = dict(raw)
-        data["params"] = GraphParams(**data.get("params", {}))
+        params = data.get("params", {})
+        data["params"] = AnnParams(**{k: v for k, v in params.items() if k in AnnParams.__dataclass_fields__})
         data["categories"] = tuple(data.get("categories", ()))
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})

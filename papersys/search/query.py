@@ -75,8 +75,8 @@ class Searcher:
         stamp = _stamp(self.layout.vector_index_manifest(model.alias))
         cached = self._indexes.get(model.alias)
         if cached is None or cached[0] != stamp:
-            ef = self.config.search.expansion_search
-            self._indexes[model.alias] = (stamp, VectorIndex.open(self.layout, model, expansion_search=ef))
+            probes = self.config.search.probes
+            self._indexes[model.alias] = (stamp, VectorIndex.open(self.layout, model, probes=probes))
         return self._indexes[model.alias][1]
 
     def text_index(self) -> TextIndex:
@@ -166,7 +166,7 @@ class Searcher:
                 f"paper {arxiv_id} has no vector in the index of {query.model.alias!r} "
                 "(embed it with `papersys embed autopatch`)"
             )
-        vector = np.asarray(index.vectors[row], dtype=np.float32)
+        vector = index.read_vectors(np.asarray([row], dtype=np.int64))[0]
         return self._neighbours(index, vector, query, exclude=arxiv_id)
 
     def _ranked(self, parsed: keyword.KeywordQuery, query: Query, mode: str) -> tuple[Hit, ...]:

@@ -139,8 +139,8 @@ class Layout:
         return self.locks_dir / f"{name}.holder.json"
 
     # search indexes: derived from the store, rebuilt by `papersys index --rebuild` ---------------------------
-    # A vector index generation <g> is a set of files g<g>-<column>.bin (search/rows.py), graphs
-    # g<g>-graph-<seq>.usearch and dead-row lists g<g>-dead-<seq>.npy; the manifest names the ones in use.
+    # A vector index generation <g> is a set of files g<g>-<column>.bin (search/rows.py), ANN indexes
+    # g<g>-ivf-<seq>.faiss and dead-row lists g<g>-dead-<seq>.npy; the manifest names the ones in use.
     INDEX_COLUMNS = ("ids", "year", "stamp", "created", "ncat", "cats", "vectors")
 
     @property
@@ -158,8 +158,8 @@ class Layout:
         base = self.vector_index_dir(alias)
         return {column: base / f"g{generation:04d}-{column}.bin" for column in self.INDEX_COLUMNS}
 
-    def vector_index_graph(self, alias: str, generation: int, seq: int) -> Path:
-        return self.vector_index_dir(alias) / f"g{generation:04d}-graph-{seq:04d}.usearch"
+    def vector_index_ann(self, alias: str, generation: int, seq: int) -> Path:
+        return self.vector_index_dir(alias) / f"g{generation:04d}-ivf-{seq:04d}.faiss"
 
     def vector_index_dead(self, alias: str, generation: int, seq: int) -> Path:
         return self.vector_index_dir(alias) / f"g{generation:04d}-dead-{seq:04d}.npy"

@@ -225,8 +225,8 @@ def _queries(root: Path, count: int) -> dict[str, Any]:
     from papersys.search.vectors import VectorIndex
     from papersys.store.layout import Layout
 
-    ef = SearchConfig().expansion_search
-    index = VectorIndex.open(Layout(root), ModelConfig(), expansion_search=ef)
+    probes = SearchConfig().probes
+    index = VectorIndex.open(Layout(root), ModelConfig(), probes=probes)
     rng = np.random.default_rng(7)
     shape = Shape.load(root.parent)
     near = np.asarray(index.vectors[rng.integers(0, index.manifest.rows, count // 2)], dtype=np.float32)
@@ -237,43 +237,46 @@ def _queries(root: Path, count: int) -> dict[str, Any]:
     selective = Filters.of(["cs.A"])  # one of 120 categories, two per paper: ~1.7 %
     allowed = selective.rows(index)
     filtered, filtered_found = _timed(index, queries[:50], allowed)
-    memory = _memory()  # the search process's, before the exact scans below page every vector in
-    efs = {}
-    for other in (64, 128, 256, 512):
-        index.graph.expansion_search = other
-        efs[other] = _timed(index, queries)
-    index.graph.expansion_search = ef
+    sweep = {}
+    for other in (8, 16, 32, 64, 128):
+        index.probes = other
+        sweep[other] = _timed(index, queries)
+    index.probes = probes
+    memory = _memory()  # the search process's, before the exact scans below map every vector
     exact = _exact(index, queries)
+    exact_filtered = _exact(index, queries[:50], allowed)
     exact_times = []
     for q in queries[:5]:
         t0 = time.perf_counter()
         np.argpartition(-(np.asarray(index.vectors) @ q), 10)[:10]
         exact_times.append(time.perf_counter() - t0)
 
-    def recall(got: list[set[int]]) -> float:
-        return round(sum(len(g & e) for g, e in zip(got, exact, strict=True)) / (10 * len(exact)), 4)
+    def recall(got: list[set[int]], truth: list[set[int]]) -> float:
+        return round(sum(len(g & e) for g, e in zip(got, truth, strict=True)) / (10 * len(truth)), 4)
 
     return {
-        "expansion_search": ef,
+        "probes": probes,
+        "lists": index.manifest.ann_lists,
         "query_p50_ms": _pct(latencies, 50),
         "query_p95_ms": _pct(latencies, 95),
-        "recall_at_10": recall(found),
+        "recall_at_10": recall(found, exact),
         "recall_queries": len(exact),
-        "by_expansion_search": {
-            str(e): {"recall_at_10": recall(f), "p50_ms": _pct(ms, 50), "p95_ms": _pct(ms, 95)}
-            for e, (ms, f) in efs.items()
+        "by_probes": {
+            str(p): {"recall_at_10": recall(f, exact), "p50_ms": _pct(ms, 50), "p95_ms": _pct(ms, 95)}
+            for p, (ms, f) in sweep.items()
         },
         "exact_numpy_median_ms": round(statistics.median(exact_times) * 1000, 1),
         "filtered_share": round(len(allowed) / index.manifest.rows, 4) if allowed is not None else None,
         "filtered_p50_ms": _pct(filtered, 50),
         "filtered_p95_ms": _pct(filtered, 95),
+        "filtered_recall_at_10": recall(filtered_found, exact_filtered),
         "filtered_always_k": all(len(f) == 10 for f in filtered_found),
         **memory,
     }
 
 
-def _exact(index: Any, queries: np.ndarray) -> list[set[int]]:
-    """The true top 10 rows of each query over every live row (block by block)."""
+def _exact(index: Any, queries: np.ndarray, allowed: Any = None) -> list[set[int]]:
+    """The true top 10 rows of each query over every live row (among ``allowed``), block by block."""
     rows = index.manifest.rows
     scores = np.empty((rows, len(queries)), dtype=np.float32)
     for start in range(0, rows, 262_144):
@@ -281,6 +284,10 @@ def _exact(index: Any, queries: np.ndarray) -> list[set[int]]:
         scores[start : start + len(block)] = block @ queries.T
     if len(index.dead):
         scores[index.dead] = -2
+    if allowed is not None:
+        outside = np.ones(rows, dtype=bool)
+        outside[allowed] = False
+        scores[outside] = -2
     return [set(np.argpartition(-scores[:, i], 10)[:10].tolist()) for i in range(len(queries))]
 
 

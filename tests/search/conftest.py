@@ -57,7 +57,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, papers: pl.DataFrame, factor
     """A store of 200 real papers, embedded (which builds the index and exports the query encoder).
     Tests copy it before changing anything."""
     root = tmp_path_factory.mktemp("built")
-    config = make_config(root, graph_min_rows=0, tail_rows=0)  # a graph even for 200 papers
+    config = make_config(root, ann_min_rows=0, tail_rows=0)  # an ANN index even for 200 papers
     upsert(Layout(config.data_dir), frame(*paper_rows(papers)))
     report = service.embed_autopatch(config, engine_factory=factory)  # type: ignore[arg-type]
     assert report.index is not None and "exported" in report.index.summary()[0]

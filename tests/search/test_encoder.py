@@ -21,7 +21,7 @@ from papersys.config import ModelConfig
 from papersys.embed.engines.base import Engine, Vectors
 from papersys.errors import EngineError, ManifestMismatchError, StoreError
 from papersys.search import encoder_dir
-from papersys.search.encoder import FallbackQueryEncoder, QueryEncoder, export_query_encoder, preload, query_encoder
+from papersys.search.encoder import FallbackQueryEncoder, QueryEncoder, export_query_encoder, query_encoder
 from papersys.search.encoder_dir import EncoderInfo
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -310,13 +310,6 @@ def test_a_query_process_imports_neither_torch_nor_transformers(exported: tuple[
     assert "onnxruntime" in result["modules"] and "tokenizers" in result["modules"]
     expected = QueryEncoder.open(exported[0], ModelConfig()).embed(["graph neural networks for molecules"])[0]
     np.testing.assert_allclose(result["head"], expected[:8], atol=1e-6)
-
-
-def test_onnxruntime_is_loaded_by_importing_the_module() -> None:
-    code = "import sys, papersys.search.encoder as e; print('onnxruntime' in sys.modules, e.preload() is not None)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
-    assert out.stdout.split() == ["True", "True"]
-    assert preload() is sys.modules["onnxruntime"]
 
 
 KILL_SCRIPT = """

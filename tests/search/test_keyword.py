@@ -31,7 +31,7 @@ def indexed(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The 200-paper store with its full-text index built too (tests copy it before changing it)."""
     root = tmp_path_factory.mktemp("keyword")
     shutil.copytree(built / "data", root / "data", symlinks=True)
-    report = service.index(make_config(root, graph_min_rows=0, tail_rows=0), text_only=True)
+    report = service.index(make_config(root, ann_min_rows=0, tail_rows=0), text_only=True)
     assert report.text is not None and report.text.action == "built" and report.text.count == 200
     return root
 
@@ -39,12 +39,12 @@ def indexed(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def store(indexed: Path, tmp_path: Path) -> Iterator[Config]:
     shutil.copytree(indexed / "data", tmp_path / "data", symlinks=True)
-    yield make_config(tmp_path, graph_min_rows=0, tail_rows=0)
+    yield make_config(tmp_path, ann_min_rows=0, tail_rows=0)
 
 
 @pytest.fixture(scope="module")
 def library(indexed: Path) -> Library:
-    return Library.open(make_config(indexed, graph_min_rows=0, tail_rows=0))
+    return Library.open(make_config(indexed, ann_min_rows=0, tail_rows=0))
 
 
 def _tokens(text: str) -> list[str]:
@@ -242,7 +242,7 @@ def test_the_syntax_parses_as_documented() -> None:
 
 def test_a_mode_needs_its_index(built: Path, tmp_path: Path) -> None:
     shutil.copytree(built / "data", tmp_path / "data", symlinks=True)
-    config = make_config(tmp_path, graph_min_rows=0, tail_rows=0)
+    config = make_config(tmp_path, ann_min_rows=0, tail_rows=0)
     assert service.search(config, "graph neural networks").mode == "semantic"  # no text index: meaning only
     with pytest.raises(SearchError, match="papersys index --text"):
         service.search(config, "graph neural networks", QueryOptions(mode="keyword"))
@@ -258,7 +258,7 @@ def test_a_kill_during_a_text_index_update_keeps_the_old_index_and_the_rerun_rep
 
     layout = Layout(store.data_dir)
     config_file = store.data_dir.parent / "papersys.toml"
-    config_file.write_text('data_dir = "data"\n[search]\ngraph_min_rows = 0\ntail_rows = 0\n')
+    config_file.write_text('data_dir = "data"\n[search]\nann_min_rows = 0\ntail_rows = 0\n')
     before = read_text_manifest(layout)
     assert before is not None
     fresh = [row(f"2503.{i:05d}", title=f"Plover migration study {i}", abstract="Birds fly.") for i in range(3)]

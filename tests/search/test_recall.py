@@ -14,7 +14,8 @@ from support.search_support import make_config
 from papersys.embed.text import hash_texts, render_texts
 from papersys.runtime import Runtime
 from papersys.search.build import update_index
-from papersys.search.vectors import VectorIndex
+from papersys.search.filters import Filters
+from papersys.search.vectors import EXACT_LIMIT, VectorIndex
 from papersys.store.atomic import write_parquet
 from papersys.store.embeddings import embedding_schema, write_manifest
 from papersys.store.layout import Layout
@@ -76,25 +77,44 @@ def test_recall_at_10_against_exact_search_on_50k_clustered_vectors(tmp_path: Pa
     rng = np.random.default_rng(11)
     drawn = _clustered(rng, PAPERS + QUERIES)
     vectors, held_out = drawn[:PAPERS], drawn[PAPERS:]
-    config = make_config(tmp_path, graph_min_rows=0, tail_rows=0)  # every row in the graph: no exact tail
+    config = make_config(tmp_path, ann_min_rows=0, tail_rows=0)  # every row in the ANN index: no exact tail
     layout = _store(config.data_dir, vectors)
     model = config.embedding.models[0]
     report = update_index(layout, model, settings=config.search, runtime=Runtime())
     assert report.action == "built" and report.live == PAPERS
 
     index = VectorIndex.open(layout, model)
-    assert index.manifest.graph_rows == PAPERS  # the approximate path answers, not an exact scan
+    assert index.manifest.ann_rows == PAPERS  # the approximate path answers, not an exact scan
     # queries: papers drawn from the same topics but not stored (like a query text, which lands among the
     # papers on its subject), and stored papers' vectors moved a little (a paraphrase of a known paper)
     near = vectors[rng.integers(0, PAPERS, QUERIES)] + 0.15 * _unit(rng, QUERIES)
     queries = np.concatenate([held_out, near / np.linalg.norm(near, axis=1, keepdims=True)])
     exact = np.argsort(-(vectors @ queries.T), axis=0)[:10].T  # positions in `vectors`: paper 2401.<position>
+    recall = _recall(index, queries, exact)
+    assert recall >= 0.98, recall
+    # the lists scanned per query are a query-time setting: one list finds less, without a rebuild
+    assert index.probes == config.search.probes
+    one = VectorIndex.open(layout, model, probes=1)
+    assert one.probes == 1 and _recall(one, queries, exact) < recall
+
+    # a filter matching too many rows for an exact scan (3 of 28 days: 5,357 rows) is applied inside the
+    # IVF scan; its results are the filtered exact top 10 just as often, and always 10
+    allowed = Filters.of(since="2024-01-01", until="2024-01-03").rows(index)
+    assert allowed is not None and EXACT_LIMIT < len(allowed) < PAPERS // 5
+    inside = np.flatnonzero(np.arange(PAPERS) % 28 < 3)  # positions of the papers created on those days
+    truth = inside[np.argsort(-(vectors[inside] @ queries.T), axis=0)[:10].T]
+    hits = 0
+    for query, best in zip(queries, truth, strict=True):
+        ids = index.ids(index.search(query, 10, allowed).rows)
+        assert len(ids) == 10 and all(int(i[5:]) % 28 < 3 for i in ids)
+        hits += len(set(ids) & {f"2401.{i:05d}" for i in best.tolist()})
+    assert hits / (10 * len(queries)) >= 0.98, hits / (10 * len(queries))
+
+
+def _recall(index: VectorIndex, queries: np.ndarray, exact: np.ndarray) -> float:
     found = 0
     for query, truth in zip(queries, exact, strict=True):
         ids = index.ids(index.search(query, 10).rows)
         assert len(ids) == 10
         found += len(set(ids) & {f"2401.{i:05d}" for i in truth.tolist()})
-    assert found / (10 * len(queries)) >= 0.98, found / (10 * len(queries))
-    # the query-time search effort is a setting, applied to the opened graph without a rebuild
-    assert index.graph.expansion_search == config.search.expansion_search
-    assert VectorIndex.open(layout, model, expansion_search=300).graph.expansion_search == 300
+    return found / (10 * len(queries))

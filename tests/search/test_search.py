@@ -29,11 +29,11 @@ from papersys.store.metadata import upsert
 @pytest.fixture
 def store(built: Path, tmp_path: Path) -> Iterator[Config]:
     shutil.copytree(built / "data", tmp_path / "data", symlinks=True)
-    yield make_config(tmp_path, graph_min_rows=0, tail_rows=0)
+    yield make_config(tmp_path, ann_min_rows=0, tail_rows=0)
 
 
 def test_a_papers_exact_title_finds_it_in_the_top_3(built: Path, papers: pl.DataFrame) -> None:
-    library = Library.open(make_config(built, graph_min_rows=0, tail_rows=0))
+    library = Library.open(make_config(built, ann_min_rows=0, tail_rows=0))
     found = 0
     for paper in papers.iter_rows(named=True):
         result = library.search(paper["title"], k=3)
@@ -71,7 +71,7 @@ def test_similar_ranks_a_near_duplicate_first(store: Config, papers: pl.DataFram
 
 
 def test_filters_return_only_matching_papers_and_still_k(built: Path, papers: pl.DataFrame) -> None:
-    library = Library.open(make_config(built, graph_min_rows=0, tail_rows=0))
+    library = Library.open(make_config(built, ann_min_rows=0, tail_rows=0))
     cl = [p for p in papers.iter_rows(named=True) if "cs.CL" in p["categories"]]
     assert len(cl) >= 10
     result = library.search("image segmentation with convolutional networks", k=10, categories=["cs.CL"])

@@ -28,8 +28,8 @@ def fingerprint(root: Path) -> dict[str, str]:
 
 
 def papersys(data: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    config = data.parent / "papersys.toml"  # the store was built with a graph even for 200 papers
-    config.write_text('data_dir = "data"\n[search]\ngraph_min_rows = 0\ntail_rows = 0\n')
+    config = data.parent / "papersys.toml"  # the store was built with an ANN index even for 200 papers
+    config.write_text('data_dir = "data"\n[search]\nann_min_rows = 0\ntail_rows = 0\n')
     return subprocess.run(
         [sys.executable, "-m", "papersys", "--config", str(config), *args],
         capture_output=True,
@@ -104,7 +104,7 @@ def test_sigkill_during_an_index_rebuild_keeps_the_old_index_and_the_rerun_repai
     config = config_from_mapping({"data_dir": str(data)}, base_dir=data)
     before = read_index_manifest(layout, "minilm")
     assert before is not None
-    for crash in ("index.rows_written", "index.graph_saved", "atomic.before_replace"):
+    for crash in ("index.rows_written", "index.ann_saved", "atomic.before_replace"):
         proc = papersys(data, "index", "--rebuild", env={"PAPERSYS_CRASH_AT": f"{crash}:1"})
         assert proc.returncode != 0, crash
         index = VectorIndex.open(layout, config.model("minilm"))  # the previous index, still whole
