@@ -14,6 +14,7 @@ without rebuilding, and its file maps like a flat array.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -47,6 +48,9 @@ def openblas_core(flags: set[str]) -> str | None:
     return None
 
 
+# faiss's loader logs at INFO which SIMD build it tries ("Could not load library with AVX512 support…"
+# when the wheel has one build): noise on every command's stderr, not news
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 if "OPENBLAS_CORETYPE" not in os.environ:  # read once, when faiss loads its OpenBLAS below
     _core = openblas_core(cpu_flags())
     if _core is not None:
