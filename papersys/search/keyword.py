@@ -37,6 +37,10 @@ ID_BOOST = 50.0  # an arXiv id among the free words puts that paper first
 # bare, "Yoshua Bengio") they outrank papers that only hold the words apart
 TITLE_PHRASE_BOOST = 3.0
 AUTHOR_PHRASE_BOOST = 8.0
+# free words alone are answered in two steps: the plain union of their (boosted) term queries, which
+# tantivy evaluates with block-max WAND (skipping documents that cannot reach the top), gives this many
+# candidates; the whole query, phrase bonuses included, then ranks only those
+RERANK_DEPTH = 200
 _TOKEN = re.compile(r'"(?P<phrase>[^"]*)"|(?P<field>[A-Za-z]+):(?P<value>"[^"]*"|\S+)|(?P<word>\S+)')
 
 
@@ -129,21 +133,35 @@ def with_categories(filters: Filters, query: KeywordQuery) -> Filters:
 
 
 # the BM25 query -----------------------------------------------------------------------------------------------
-def bm25_query(query: KeywordQuery, filters: Filters) -> Any:
+@dataclass(frozen=True)
+class Bm25:
+    """How to rank: ``query`` over the index, or, when ``candidates`` is set, ``query`` over the best
+    ``RERANK_DEPTH`` matches of ``candidates`` (a plain union of term queries: fast to prune)."""
+
+    query: Any
+    candidates: Any = None
+
+
+def bm25_query(query: KeywordQuery, filters: Filters) -> Bm25 | None:
     """The tantivy query ranking papers by ``query`` among those ``filters`` admit; None when nothing can
     match (the words analyse to no terms and there is no other clause)."""
     clauses: list[tuple[Any, Any]] = [(text.Occur.Must, _phrase_anywhere(p)) for p in query.phrases]
     clauses += [(text.Occur.Must, _author(name)) for name in query.authors]
     if query.ids:
         clauses.append((text.Occur.Must, text.any_term(text.ID, list(query.ids))))
-    should = _word_clauses(query.words)
+    terms, bonuses = _term_clauses(query.words), _phrase_bonuses(query.words)
+    should = [(text.Occur.Should, q) for q in terms + bonuses]
+    only_words = not clauses and not filters.active
     if should and clauses:  # other clauses decide what matches; the words rank
-        clauses += [(text.Occur.Should, q) for q in should]
-    elif should:  # the words alone: a paper must hold one of them
-        clauses.append((text.Occur.Must, text.boolean([(text.Occur.Should, q) for q in should])))
+        clauses += should
+    elif should and only_words:  # a paper must hold one of the words: the union is the query
+        union = text.boolean([(text.Occur.Should, q) for q in terms])
+        return Bm25(text.boolean(should), candidates=union) if bonuses else Bm25(union)
+    elif should:
+        clauses.append((text.Occur.Must, text.boolean(should)))
     if not clauses:
         return None
-    return text.boolean(clauses + [(text.Occur.Must, f) for f in filter_clauses(filters)])
+    return Bm25(text.boolean(clauses + [(text.Occur.Must, f) for f in filter_clauses(filters)]))
 
 
 def as_name(query: KeywordQuery) -> tuple[KeywordQuery, Any] | None:
@@ -177,7 +195,8 @@ def filter_clauses(filters: Filters) -> list[Any]:
     return found
 
 
-def _word_clauses(words: str) -> list[Any]:
+def _term_clauses(words: str) -> list[Any]:
+    """The free words as term queries: title (boosted), abstract, author names, arXiv ids (boosted)."""
     clauses: list[Any] = []
     title_words = text.analyze(text.TEXT, words)
     content = text.analyze(text.CONTENT, words) or title_words  # only stop words: keep them
@@ -191,6 +210,15 @@ def _word_clauses(words: str) -> list[Any]:
             clauses.append(text.boost(text.term(text.ID, paper_id(word)), ID_BOOST))
         except ValueError:
             continue
+    return clauses
+
+
+def _phrase_bonuses(words: str) -> list[Any]:
+    """The free words in order, as a whole, in the title or the authors: a bonus for remembered titles and
+    names typed bare."""
+    clauses: list[Any] = []
+    title_words = text.analyze(text.TEXT, words)
+    content = text.analyze(text.CONTENT, words)
     if len(title_words) > 1 and len(content) > 1:  # a phrase of stop words only would scan every title
         clauses.append(text.boost(text.phrase(text.TITLE, title_words), TITLE_PHRASE_BOOST))
     names = text.analyze(text.NAMES, text.plain_name(words))

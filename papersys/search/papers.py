@@ -3,8 +3,10 @@ reader skips every row group that cannot hold them)."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -76,7 +78,26 @@ def _unreadable(paths: list[Path]) -> Path:
     return paths[0]
 
 
-def _paper(row: dict[str, object]) -> Paper:
+def paper_record(row: Mapping[str, object]) -> bytes:
+    """A paper's display fields (``COLUMNS`` but the id) as compact JSON, dates as ISO strings: what the
+    full-text index stores so results can be read without the year files."""
+    record = {column: row[column] for column in COLUMNS[1:]}
+    for column in ("created", "updated"):
+        value = record[column]
+        record[column] = value.isoformat() if isinstance(value, date) else None
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def paper_from_record(arxiv_id: str, raw: bytes) -> Paper:
+    """The paper of a stored display record (``paper_record``)."""
+    row: dict[str, object] = {"id": arxiv_id, **json.loads(raw)}
+    for column in ("created", "updated"):
+        value = row.get(column)
+        row[column] = date.fromisoformat(value) if isinstance(value, str) else None
+    return _paper(row)
+
+
+def _paper(row: Mapping[str, object]) -> Paper:
     return Paper(
         id=str(row["id"]),
         title=str(row["title"]),

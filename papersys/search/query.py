@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from papersys.config import Config, ModelConfig
-from papersys.errors import SearchError, UsageError
+from papersys.errors import PapersysError, SearchError, UsageError
 from papersys.search import keyword
 from papersys.search.filters import Filters, check_k
 from papersys.search.papers import load_papers, paper_id
@@ -133,7 +133,7 @@ class Searcher:
 
     def paper(self, raw_id: str) -> Paper:
         arxiv_id = _checked_id(raw_id)
-        found = load_papers(self.layout, [arxiv_id]).get(arxiv_id)
+        found = self._load_papers([arxiv_id]).get(arxiv_id)
         if found is None:
             raise SearchError(f"paper {arxiv_id} is not in the store")
         return found
@@ -160,7 +160,7 @@ class Searcher:
         index = self.index(query.model)
         row = index.row_of(arxiv_id)
         if row is None:
-            if arxiv_id not in load_papers(self.layout, [arxiv_id]):
+            if arxiv_id not in self._load_papers([arxiv_id]):
                 raise SearchError(f"paper {arxiv_id} is not in the store")
             raise SearchError(
                 f"paper {arxiv_id} has no vector in the index of {query.model.alias!r} "
@@ -180,9 +180,9 @@ class Searcher:
         if bm25 is None and (mode == KEYWORD or not parsed.semantic_text):
             raise UsageError("the query has no searchable words")
         if mode == KEYWORD or not parsed.semantic_text:
-            return self._papers(lambda n: texts.top(bm25, n), query)
+            return self._papers(lambda n: texts.ranked(bm25, n), query)
         depth = max(settings.hybrid_depth, query.k)
-        lists = [[i for i, _ in texts.top(bm25, depth)], self._semantic_ids(parsed, query, depth)]
+        lists = [[i for i, _ in texts.ranked(bm25, depth)], self._semantic_ids(parsed, query, depth)]
         fused = rrf(lists, settings.rrf_k)
         return self._papers(lambda n: fused[:n], query)
 
@@ -200,7 +200,7 @@ class Searcher:
         want = query.k
         for _ in range(4):
             candidates = ranked(want)
-            papers = load_papers(self.layout, [i for i, _ in candidates])
+            papers = self._load_papers([i for i, _ in candidates])
             hits = [
                 Hit(papers[i], score)
                 for i, score in candidates
@@ -211,6 +211,19 @@ class Searcher:
             want = want * 2 + query.k
         return tuple(hits[: query.k])
 
+    def _load_papers(self, ids: list[str]) -> dict[str, Paper]:
+        """Papers by id: from the full-text index's stored records while it is current with every metadata
+        year file (a term lookup each), else from the year files (tens of milliseconds at 3 M papers)."""
+        if TextIndex.exists(self.layout):
+            try:
+                texts = self.text_index()
+            except PapersysError as exc:  # unreadable or an older schema: the year files answer
+                log.debug("full-text index not used for papers: %s", exc)
+            else:
+                if texts.current(self.layout):
+                    return texts.papers(ids)
+        return load_papers(self.layout, ids)
+
     def _neighbours(self, index: VectorIndex, vector: Any, query: Query, exclude: str | None) -> tuple[Hit, ...]:
         """The top k papers: neighbours whose metadata still exists and still passes the filters."""
         allowed = query.filters.rows(index)
@@ -219,7 +232,7 @@ class Searcher:
         for _ in range(4):  # papers deleted since the index was updated are skipped; ask for more then
             found = index.search(vector, want, allowed)
             ids = index.ids(found.rows)
-            papers = load_papers(self.layout, ids)
+            papers = self._load_papers(ids)
             hits = [
                 Hit(papers[i], float(score))
                 for i, score in zip(ids, found.scores, strict=True)

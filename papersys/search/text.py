@@ -3,8 +3,10 @@
 One tantivy index per generation under ``data/index/text/g<G>/`` holds a document per paper: its id
 (exact), title and abstract (words, lower-cased, ASCII-folded, English-stemmed), authors (names:
 lower-cased and ASCII-folded, not stemmed; LaTeX accents undone), categories with their archives
-(exact, lower-cased) and the first-version day (a range-filterable integer). Only the id is stored:
-results are read from the metadata store like every other search result.
+(exact, lower-cased) and the first-version day (a range-filterable integer). Stored, for reading results
+without touching the metadata year files: the id, and the paper's display fields as one compact JSON
+record (``search/papers.py``: ``paper_record``). Searches read papers from here only while the index is
+current with every metadata year file (its manifest's signature), and from the year files otherwise.
 
 The analyzers below are registered on every open: tantivy records only their names in the index, so
 the same objects tokenize documents and queries.
@@ -24,9 +26,10 @@ import tantivy
 
 from papersys.errors import StoreError
 
-SCHEMA_VERSION = 1  # bump when the schema or an analyzer changes: the next update rebuilds
+SCHEMA_VERSION = 2  # bump when the schema or an analyzer changes: the next update rebuilds (2: stored papers)
 TEXT, NAMES, EXACT, CONTENT = "paper_text", "names", "exact", "content_words"
 TITLE, ABSTRACT, AUTHORS, CATS, ID, CREATED = "title", "abstract", "authors", "cats", "id", "created"
+PAPER = "paper"
 EPOCH = date(1970, 1, 1)
 WRITER_HEAP = 256_000_000  # bytes of indexing buffer, split among the writer's threads
 MAX_TERM_CHARS = 40
@@ -73,6 +76,7 @@ def schema() -> Any:
     builder.add_text_field(AUTHORS, tokenizer_name=NAMES)
     builder.add_text_field(CATS, tokenizer_name=EXACT, index_option="basic")
     builder.add_integer_field(CREATED, indexed=True, fast=True)
+    builder.add_bytes_field(PAPER, stored=True)
     return builder.build()
 
 
@@ -108,6 +112,7 @@ class TextDoc:
     authors: Sequence[str]
     categories: Sequence[str]
     created: date | None
+    paper: bytes = b""  # the stored display record
 
     def to_document(self) -> Any:
         doc = tantivy.Document()
@@ -120,6 +125,8 @@ class TextDoc:
             doc.add_text(CATS, term)
         if self.created is not None:
             doc.add_integer(CREATED, (self.created - EPOCH).days)
+        if self.paper:
+            doc.add_bytes(PAPER, self.paper)
         return doc
 
 
@@ -229,6 +236,20 @@ def top(searcher: Any, query: Any, limit: int) -> list[tuple[str, float]]:
         return []
     found = searcher.search(query, limit, count=False)
     return [(str(searcher.doc(address).get_first(ID)), float(score)) for score, address in found.hits]
+
+
+def stored_papers(searcher: Any, ids: Sequence[str]) -> dict[str, bytes]:
+    """The stored display records of the papers among ``ids`` that the index holds, by id."""
+    if not ids:
+        return {}
+    found = searcher.search(any_term(ID, ids), len(ids), count=False)
+    records = {}
+    for _, address in found.hits:
+        doc = searcher.doc(address)
+        raw = doc.get_first(PAPER)
+        if raw is not None:
+            records[str(doc.get_first(ID))] = bytes(raw)
+    return records
 
 
 def count(searcher: Any) -> int:

@@ -28,13 +28,15 @@ from papersys.errors import StoreError
 from papersys.faults import crash_point
 from papersys.runtime import Runtime, cpu_threads, utc_stamp
 from papersys.search import text
+from papersys.search.papers import COLUMNS as PAPER_COLUMNS
+from papersys.search.papers import paper_record
 from papersys.search.report import TextIndexReport
 from papersys.store.atomic import file_stat, read_json, sweep_temp_files, write_json, write_parquet
 from papersys.store.layout import Layout
 from papersys.store.metadata import read_year
 
 log = logging.getLogger(__name__)
-COLUMNS = ["id", "title", "abstract", "authors", "categories", "created"]
+COLUMNS = PAPER_COLUMNS  # what the index holds: the indexed fields and the stored display record
 HASHES = {"id": pl.String(), "hash": pl.String()}
 
 
@@ -129,6 +131,8 @@ def _year_docs(layout: Layout, year: int) -> tuple[pl.DataFrame, list[int] | Non
             pl.col("authors").list.join("\x1e").fill_null(""),
             pl.col("categories").list.join(" ").fill_null(""),
             pl.col("created").cast(pl.String).fill_null(""),
+            *(pl.col(c).cast(pl.String).fill_null("") for c in ("primary_category", "updated", "doi")),
+            *(pl.col(c).fill_null("") for c in ("journal_ref", "comments", "license")),
         ],
         separator="\x1f",
     )
@@ -146,6 +150,7 @@ def _add(writer: Any, frame: pl.DataFrame) -> None:
                 row["authors"] or (),
                 row["categories"] or (),
                 row["created"],
+                paper_record(row),
             ).to_document()
         )
 

@@ -1,4 +1,5 @@
-"""Reading the full-text index: the generation its manifest names, BM25 top lists, constraint checks."""
+"""Reading the full-text index: the generation its manifest names, BM25 top lists, constraint checks, and
+the papers it stores."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from typing import Any
 
 from papersys.errors import SearchError, StoreError
 from papersys.search import text
-from papersys.search.text_build import TextManifest, read_text_manifest
+from papersys.search.keyword import RERANK_DEPTH, Bm25
+from papersys.search.papers import paper_from_record
+from papersys.search.results import Paper
+from papersys.search.text_build import TextManifest, changed_years, metadata_signature, read_text_manifest
 from papersys.store.layout import Layout
 
 
@@ -44,6 +48,28 @@ class TextIndex:
         if query is None:
             return []
         return text.top(self._searcher, query, limit)
+
+    def ranked(self, bm25: Bm25 | None, limit: int) -> list[tuple[str, float]]:
+        """The ``limit`` best papers of a keyword query: straight from its query, or by re-ranking the best
+        ``RERANK_DEPTH`` candidates of its term union with the whole query."""
+        if bm25 is None:
+            return []
+        if bm25.candidates is None:
+            return self.top(bm25.query, limit)
+        ids = [arxiv_id for arxiv_id, _ in self.top(bm25.candidates, max(limit, RERANK_DEPTH))]
+        if not ids:
+            return []
+        among = text.constant(text.any_term(text.ID, ids))
+        return self.top(text.boolean([(text.Occur.Must, among), (text.Occur.Must, bm25.query)]), limit)
+
+    def current(self, layout: Layout) -> bool:
+        """Whether the index reflects every metadata year file as it is now (then its stored papers are the
+        store's papers)."""
+        return not changed_years(self.manifest.signature, metadata_signature(layout))
+
+    def papers(self, ids: Sequence[str]) -> dict[str, Paper]:
+        """The stored papers among ``ids``, by id (a term lookup each, no year file read)."""
+        return {i: paper_from_record(i, raw) for i, raw in text.stored_papers(self._searcher, list(ids)).items()}
 
     def matching(self, ids: Sequence[str], constraint: Any) -> set[str]:
         """The papers among ``ids`` that satisfy ``constraint``."""

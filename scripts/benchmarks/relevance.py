@@ -82,8 +82,8 @@ def _build(root: Path, corpus: pl.DataFrame) -> Any:
         rows = paper_rows(corpus.with_columns(pl.col("created").fill_null(date(2024, 1, 1))))
         upsert(Layout(config.data_dir), frame(*rows))
         service.embed_autopatch(config)
-        service.index(config)
         (root / ".built").write_text("ok\n")
+    service.index(config)  # both indexes current (rebuilt when this papersys reads another format)
     return config
 
 

@@ -284,3 +284,46 @@ def test_a_kill_during_a_text_index_update_keeps_the_old_index_and_the_rerun_rep
     assert sorted(h.paper.id for h in found) == [f"2503.{i:05d}" for i in range(3)]  # each once
     names = {p.name for p in layout.text_index_dir.iterdir()}
     assert names == {"manifest.json", f"g{after.generation:04d}", f"g{after.generation:04d}-hashes"}, names
+
+
+def test_free_words_rank_by_re_ranking_the_pruned_term_union(
+    indexed: Path, papers: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from papersys.search import text_index
+    from papersys.search.filters import Filters
+    from papersys.search.text_index import TextIndex
+
+    texts = TextIndex.open(Layout(indexed / "data"))
+    words_only = keyword.bm25_query(keyword.parse("graph neural networks"), Filters())
+    assert words_only is not None and words_only.candidates is not None  # two steps: union first
+    for other in ('author:"Yoshua Bengio" networks', "networks --"):
+        assert keyword.bm25_query(keyword.parse(other), Filters.of(["cs"])).candidates is None  # one step
+    monkeypatch.setattr(text_index, "RERANK_DEPTH", 30)  # candidates well short of the 200 papers
+    for arxiv_id, title in papers.select("id", "title").head(40).iter_rows():
+        bm25 = keyword.bm25_query(keyword.parse(title), Filters())
+        assert bm25 is not None
+        two_steps, whole = texts.ranked(bm25, 10), texts.top(bm25.query, 10)
+        assert two_steps[0][0] == whole[0][0] == arxiv_id, title  # a title finds its paper either way
+        assert [i for i, _ in two_steps] == [i for i, _ in whole][: len(two_steps)]
+
+
+def test_results_are_read_from_the_text_index_only_while_it_is_current(store: Config, papers: pl.DataFrame) -> None:
+    from papersys.search.papers import load_papers
+    from papersys.search.text_index import TextIndex
+
+    layout = Layout(store.data_dir)
+    assert service.index(store, text_only=True).text is not None  # the copy's new inodes: brought current
+    texts = TextIndex.open(layout)
+    ids = papers["id"].to_list()
+    assert texts.current(layout)
+    assert texts.papers(ids) == load_papers(layout, ids)  # every field of all 200 papers round-trips
+
+    target = papers.row(40, named=True)  # edited in the store, the index not updated yet
+    upsert(layout, frame(row(target["id"], title="Edited in the store only", abstract=target["abstract"])))
+    assert not texts.current(layout)
+    library = Library.open(store)
+    assert library.paper(target["id"]).title == "Edited in the store only"  # the year files answer
+    words = " ".join(target["title"].split()[:6])
+    hits = library.search(words, k=10, mode="keyword").hits  # the stale index ranks by the old title...
+    shown = [h.paper.title for h in hits if h.paper.id == target["id"]]
+    assert shown == ["Edited in the store only"]  # ...and the result shows the stored one
