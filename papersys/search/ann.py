@@ -95,9 +95,8 @@ def lists_for(rows: int, params: AnnParams) -> int:
     return max(1, min(wanted, rows // TRAIN_PER_LIST, 65_536))
 
 
-def needs_training(ann: Any, rows: int, params: AnnParams) -> bool:
-    """Whether ``rows`` vectors have outgrown the lists ``ann`` was trained with (or the settings changed)."""
-    trained = list_count(ann)
+def needs_training(trained: int, rows: int, params: AnnParams) -> bool:
+    """Whether ``rows`` vectors have outgrown the ``trained`` lists of an index (or the settings changed)."""
     wanted = lists_for(rows, params)
     return wanted != trained if params.lists else wanted >= trained * RETRAIN_GROWTH
 

@@ -51,13 +51,11 @@ def merge_ann(layout: Layout, manifest: IndexManifest, *, runtime: Runtime) -> I
         return m.touched(ann_seq=0, ann_rows=0, ann_lists=0)
     ann_set.set_threads(cpu_threads())
     index = None
-    if m.ann_seq:
+    if m.ann_seq and ann_set.needs_training(m.ann_lists, m.live, m.params):
+        log.info("vector index of %s: %d rows outgrew %d lists, training again", m.model, m.live, m.ann_lists)
+    elif m.ann_seq:
         index = ann_set.load(layout.vector_index_ann(m.model, m.generation, m.ann_seq), writable=True)
-        if ann_set.needs_training(index, m.live, m.params):
-            log.info("vector index of %s: %d rows outgrew %d lists, training again", m.model, m.live, m.ann_lists)
-            index = None
-        else:
-            ann_set.remove_rows(index, dead[dead < m.ann_rows])
+        ann_set.remove_rows(index, dead[dead < m.ann_rows])
     if index is None:
         index = _trained(vectors, np.flatnonzero(live).astype(np.int64), m, runtime=runtime)
         rows = np.flatnonzero(live).astype(np.int64)

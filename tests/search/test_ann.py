@@ -25,12 +25,11 @@ def test_lists_grow_with_the_square_root_of_the_rows_in_powers_of_two() -> None:
 
 def test_an_index_is_trained_again_once_its_rows_want_twice_its_lists() -> None:
     sample = np.random.default_rng(3).standard_normal((2_000, 16)).astype(np.float32)
-    trained = ann.train(16, AnnParams(), sample, lists=16)
-    assert ann.list_count(trained) == 16
-    assert not needs_training(trained, 1_000, AnnParams())  # wants 25 lists: under twice 16
-    assert needs_training(trained, 20_000, AnnParams())  # wants 256
-    assert needs_training(trained, 1_000, AnnParams(lists=8))  # a configured count that differs
-    assert not needs_training(trained, 1_000, AnnParams(lists=16))
+    assert ann.list_count(ann.train(16, AnnParams(), sample, lists=16)) == 16
+    assert not needs_training(16, 1_000, AnnParams())  # wants 25 lists: under twice 16
+    assert needs_training(16, 20_000, AnnParams())  # wants 256
+    assert needs_training(16, 1_000, AnnParams(lists=8))  # a configured count that differs
+    assert not needs_training(16, 1_000, AnnParams(lists=16))
 
 
 def test_openblas_kernels_follow_the_cpu_features() -> None:

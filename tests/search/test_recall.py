@@ -15,6 +15,7 @@ from papersys.embed.text import hash_texts, render_texts
 from papersys.runtime import Runtime
 from papersys.search.build import update_index
 from papersys.search.filters import Filters
+from papersys.search.manifest import IndexManifest, read_index_manifest
 from papersys.search.vectors import EXACT_LIMIT, VectorIndex
 from papersys.store.atomic import write_parquet
 from papersys.store.embeddings import embedding_schema, write_manifest
@@ -118,3 +119,27 @@ def _recall(index: VectorIndex, queries: np.ndarray, exact: np.ndarray) -> float
         assert len(ids) == 10
         found += len(set(ids) & {f"2401.{i:05d}" for i in truth.tolist()})
     return found / (10 * len(queries))
+
+
+def test_merges_add_to_the_lists_and_train_again_once_the_rows_outgrow_them(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    vectors = _clustered(rng, 22_000)
+    config = make_config(tmp_path, ann_min_rows=0, tail_rows=0)
+    model = config.embedding.models[0]
+
+    def update(count: int) -> IndexManifest:
+        layout = _store(config.data_dir, vectors[:count])  # the same papers and more
+        update_index(layout, model, settings=config.search, runtime=Runtime())
+        manifest = read_index_manifest(layout, model.alias)
+        assert manifest is not None and manifest.ann_rows == manifest.rows == count
+        index = VectorIndex.open(layout, model)
+        for position in rng.integers(0, count, 5).tolist():  # a stored vector finds its own paper first
+            assert index.ids(index.search(vectors[position], 1).rows) == [f"2401.{position:05d}"]
+        return manifest
+
+    small = update(2_000)
+    assert small.ann_lists == 2_000 // 40  # 2·√2,000 ≈ 89 → 64, capped at 40 vectors a list
+    grown = update(20_000)  # wants 256 lists, over twice 50: trained again
+    assert grown.ann_lists == 256 and grown.ann_seq == small.ann_seq + 1
+    more = update(22_000)  # still wants 256: the new rows join the existing lists
+    assert more.ann_lists == 256 and more.ann_seq == grown.ann_seq + 1

@@ -119,6 +119,8 @@ def test_a_deleted_paper_disappears(store: Config, papers: pl.DataFrame, factory
     layout = Layout(store.data_dir)
     gone = papers.row(30, named=True)
     year_file = layout.metadata_file(int("20" + gone["id"][:2]))
+    row_before = VectorIndex.open(layout, store.model("minilm")).row_of(gone["id"])
+    assert row_before is not None
     kept = pl.read_parquet(year_file).filter(pl.col("id") != gone["id"])
     kept.write_parquet(year_file)
     assert gone["id"] not in [
@@ -127,6 +129,11 @@ def test_a_deleted_paper_disappears(store: Config, papers: pl.DataFrame, factory
     service.embed_autopatch(store, engine_factory=factory)  # type: ignore[arg-type]
     index = VectorIndex.open(layout, store.model("minilm"))
     assert index.row_of(gone["id"]) is None
+    # its row is still inside the IVF index, dead: the scan itself skips it (a bitmap of live rows), so
+    # its own vector finds 5 other papers, not itself
+    assert row_before < index.manifest.ann_rows and index.manifest.dead == 1
+    found = index.search(index.read_vectors(np.asarray([row_before]))[0], 5).rows
+    assert len(found) == 5 and row_before not in found.tolist()
     with pytest.raises(SearchError, match="not in the store"):
         service.similar(store, gone["id"])
     assert gone["id"] not in [h.paper.id for h in service.search(store, gone["title"], QueryOptions(k=5)).hits]
