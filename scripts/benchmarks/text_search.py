@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import sys
 import time
 from collections import Counter
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from benchmarks.search import CATEGORIES, _cli, _disk, _memory, _pct, query_part
+from benchmarks.search import CATEGORIES, _cli, _disk, _memory, _pct, prepared_store, query_part
 from benchmarks.status import _ids, _year_sizes
 
 LEGACY = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "arxiv-real-thirdparty" / "legacy"
@@ -175,15 +174,9 @@ def _queries(root: Path, count: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    root = args.workdir / f"data-{args.papers}"
     if args.part == "queries":
-        return _queries(root, args.queries)
-    if args.rebuild or not (root / ".built").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        t0 = time.perf_counter()
-        build(root, args.papers)
-        (root / ".built").write_text(f"{time.perf_counter() - t0:.0f} s\n")
+        return _queries(args.workdir / f"data-{args.papers}", args.queries)
+    root = prepared_store(args, lambda path: build(path, args.papers))
     if args.vectors:
         _link_vectors(root, args.vectors)
     out: dict[str, Any] = {"papers": args.papers, "load_avg_start": os.getloadavg()[0]}
