@@ -149,7 +149,7 @@ def bm25_query(query: KeywordQuery, filters: Filters) -> Bm25 | None:
     clauses += [(text.Occur.Must, _author(name)) for name in query.authors]
     if query.ids:
         clauses.append((text.Occur.Must, text.any_term(text.ID, list(query.ids))))
-    terms, bonuses = _term_clauses(query.words), _phrase_bonuses(query.words)
+    terms, bonuses = _word_clauses(query.words)
     should = [(text.Occur.Should, q) for q in terms + bonuses]
     only_words = not clauses and not filters.active
     if should and clauses:  # other clauses decide what matches; the words rank
@@ -195,36 +195,30 @@ def filter_clauses(filters: Filters) -> list[Any]:
     return found
 
 
-def _term_clauses(words: str) -> list[Any]:
-    """The free words as term queries: title (boosted), abstract, author names, arXiv ids (boosted)."""
-    clauses: list[Any] = []
-    title_words = text.analyze(text.TEXT, words)
-    content = text.analyze(text.CONTENT, words) or title_words  # only stop words: keep them
-    for token in dict.fromkeys(content):
-        clauses.append(text.boost(text.term(text.TITLE, token), TITLE_BOOST))
-        clauses.append(text.term(text.ABSTRACT, token))
-    for token in dict.fromkeys(text.analyze(text.NAMES, text.plain_name(words))):
-        clauses.append(text.term(text.AUTHORS, token))
-    for word in words.split():
-        try:
-            clauses.append(text.boost(text.term(text.ID, paper_id(word)), ID_BOOST))
-        except ValueError:
-            continue
-    return clauses
-
-
-def _phrase_bonuses(words: str) -> list[Any]:
-    """The free words in order, as a whole, in the title or the authors: a bonus for remembered titles and
-    names typed bare."""
-    clauses: list[Any] = []
+def _word_clauses(words: str) -> tuple[list[Any], list[Any]]:
+    """The free words as term queries (title boosted, abstract, author names, arXiv ids boosted), and their
+    phrase bonuses: the words in order, as a whole, in the title or the authors (a remembered title, a name
+    typed bare)."""
+    terms: list[Any] = []
     title_words = text.analyze(text.TEXT, words)
     content = text.analyze(text.CONTENT, words)
-    if len(title_words) > 1 and len(content) > 1:  # a phrase of stop words only would scan every title
-        clauses.append(text.boost(text.phrase(text.TITLE, title_words), TITLE_PHRASE_BOOST))
     names = text.analyze(text.NAMES, text.plain_name(words))
+    for token in dict.fromkeys(content or title_words):  # only stop words: keep them
+        terms.append(text.boost(text.term(text.TITLE, token), TITLE_BOOST))
+        terms.append(text.term(text.ABSTRACT, token))
+    for token in dict.fromkeys(names):
+        terms.append(text.term(text.AUTHORS, token))
+    for word in words.split():
+        try:
+            terms.append(text.boost(text.term(text.ID, paper_id(word)), ID_BOOST))
+        except ValueError:
+            continue
+    bonuses: list[Any] = []
+    if len(title_words) > 1 and len(content) > 1:  # a phrase of stop words only would scan every title
+        bonuses.append(text.boost(text.phrase(text.TITLE, title_words), TITLE_PHRASE_BOOST))
     if 1 < len(names) <= 6:
-        clauses.append(text.boost(text.phrase(text.AUTHORS, names), AUTHOR_PHRASE_BOOST))
-    return clauses
+        bonuses.append(text.boost(text.phrase(text.AUTHORS, names), AUTHOR_PHRASE_BOOST))
+    return terms, bonuses
 
 
 def _phrase_anywhere(phrase_text: str) -> Any:
