@@ -16,6 +16,7 @@ hold ``clem:todd``) and a colon followed by a space are plain text.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,11 @@ AUTHOR_PHRASE_BOOST = 8.0
 # tantivy evaluates with block-max WAND (skipping documents that cannot reach the top), gives this many
 # candidates; the whole query, phrase bonuses included, then ranks only those
 RERANK_DEPTH = 200
+# gathering those candidates, a word in more than this share of the abstracts is looked up in the titles (and
+# authors) only: its abstract postings are millions of documents to score (at 3 M papers, 30-90 ms a query)
+# for a contribution its low IDF keeps small; the whole query still scores it. When the narrow step finds
+# fewer than RERANK_DEPTH papers, the full union gathers them (text_search bench: devdoc/search.md)
+COMMON_SHARE = 0.2
 _TOKEN = re.compile(r'"(?P<phrase>[^"]*)"|(?P<field>[A-Za-z]+):(?P<value>"[^"]*"|\S+)|(?P<word>\S+)')
 
 
@@ -135,33 +141,44 @@ def with_categories(filters: Filters, query: KeywordQuery) -> Filters:
 # the BM25 query -----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Bm25:
-    """How to rank: ``query`` over the index, or, when ``candidates`` is set, ``query`` over the best
-    ``RERANK_DEPTH`` matches of ``candidates`` (a plain union of term queries: fast to prune)."""
+    """How to rank: ``query`` over the index, or, when ``candidates`` are set, ``query`` over the best
+    ``RERANK_DEPTH`` matches of the first candidate query that finds that many (or of the last): plain
+    unions of term queries, fast to prune, the narrowest first."""
 
     query: Any
-    candidates: Any = None
+    candidates: tuple[Any, ...] = ()
 
 
-def bm25_query(query: KeywordQuery, filters: Filters) -> Bm25 | None:
+Share = Callable[[str], float]  # the share of the documents whose abstract holds an analysed word
+
+
+def bm25_query(query: KeywordQuery, filters: Filters, share: Share | None = None) -> Bm25 | None:
     """The tantivy query ranking papers by ``query`` among those ``filters`` admit; None when nothing can
-    match (the words analyse to no terms and there is no other clause)."""
-    clauses: list[tuple[Any, Any]] = [(text.Occur.Must, _phrase_anywhere(p)) for p in query.phrases]
-    clauses += [(text.Occur.Must, _author(name)) for name in query.authors]
+    match (the words analyse to no terms and there is no other clause). With ``share``, candidates are
+    first gathered without the abstract postings of common words."""
+    required: list[tuple[Any, Any]] = [(text.Occur.Must, _phrase_anywhere(p)) for p in query.phrases]
+    required += [(text.Occur.Must, _author(name)) for name in query.authors]
     if query.ids:
-        clauses.append((text.Occur.Must, text.any_term(text.ID, list(query.ids))))
-    terms, bonuses = _word_clauses(query.words)
-    should = [(text.Occur.Should, q) for q in terms + bonuses]
-    only_words = not clauses and not filters.active
-    if should and clauses:  # other clauses decide what matches; the words rank
-        clauses += should
-    elif should and only_words:  # a paper must hold one of the words: the union is the query
-        union = text.boolean([(text.Occur.Should, q) for q in terms])
-        return Bm25(text.boolean(should), candidates=union) if bonuses else Bm25(union)
-    elif should:
-        clauses.append((text.Occur.Must, text.boolean(should)))
-    if not clauses:
-        return None
-    return Bm25(text.boolean(clauses + [(text.Occur.Must, f) for f in filter_clauses(filters)]))
+        required.append((text.Occur.Must, text.any_term(text.ID, list(query.ids))))
+    limits = [(text.Occur.Must, f) for f in filter_clauses(filters)]
+    terms, bonuses, narrow = _word_clauses(query.words, share)
+    if not terms and not bonuses:
+        return Bm25(text.boolean(required + limits)) if required else None
+
+    def ranked_by(words: list[Any]) -> Any:
+        should = [(text.Occur.Should, q) for q in words]
+        if required:  # other clauses decide what matches; the words rank
+            return text.boolean(required + should + limits)
+        if limits:  # a paper must hold one of the words and pass the filters
+            return text.boolean([(text.Occur.Must, text.boolean(should)), *limits])
+        return text.boolean(should)  # a plain union: block-max WAND prunes it
+
+    whole = ranked_by(terms + bonuses)
+    if narrow:  # the same papers match (a required clause) or fewer (words alone): then the full union
+        return Bm25(whole, candidates=(ranked_by(narrow),) if required else (ranked_by(narrow), ranked_by(terms)))
+    if bonuses and not required and not limits:
+        return Bm25(whole, candidates=(ranked_by(terms),))
+    return Bm25(whole)
 
 
 def as_name(query: KeywordQuery) -> tuple[KeywordQuery, Any] | None:
@@ -195,16 +212,20 @@ def filter_clauses(filters: Filters) -> list[Any]:
     return found
 
 
-def _word_clauses(words: str) -> tuple[list[Any], list[Any]]:
-    """The free words as term queries (title boosted, abstract, author names, arXiv ids boosted), and their
-    phrase bonuses: the words in order, as a whole, in the title or the authors (a remembered title, a name
-    typed bare)."""
+def _word_clauses(words: str, share: Share | None = None) -> tuple[list[Any], list[Any], list[Any]]:
+    """The free words as term queries (title boosted, abstract, author names, arXiv ids boosted), their
+    phrase bonuses (the words in order, as a whole, in the title or the authors: a remembered title, a name
+    typed bare), and, when ``share`` finds common words, the term queries without their abstract postings
+    (else empty)."""
     terms: list[Any] = []
+    common: set[int] = set()  # positions in terms of the abstract terms of common words
     title_words = text.analyze(text.TEXT, words)
     content = text.analyze(text.CONTENT, words)
     names = text.analyze(text.NAMES, text.plain_name(words))
     for token in dict.fromkeys(content or title_words):  # only stop words: keep them
         terms.append(text.boost(text.term(text.TITLE, token), TITLE_BOOST))
+        if share is not None and share(token) > COMMON_SHARE:
+            common.add(len(terms))
         terms.append(text.term(text.ABSTRACT, token))
     for token in dict.fromkeys(names):
         terms.append(text.term(text.AUTHORS, token))
@@ -213,20 +234,33 @@ def _word_clauses(words: str) -> tuple[list[Any], list[Any]]:
             terms.append(text.boost(text.term(text.ID, paper_id(word)), ID_BOOST))
         except ValueError:
             continue
+    narrow = [q for i, q in enumerate(terms) if i not in common] if common else []
     bonuses: list[Any] = []
     if len(title_words) > 1 and len(content) > 1:  # a phrase of stop words only would scan every title
         bonuses.append(text.boost(text.phrase(text.TITLE, title_words), TITLE_PHRASE_BOOST))
     if 1 < len(names) <= 6:
         bonuses.append(text.boost(text.phrase(text.AUTHORS, names), AUTHOR_PHRASE_BOOST))
-    return terms, bonuses
+    return terms, bonuses, narrow
 
 
 def _phrase_anywhere(phrase_text: str) -> Any:
+    """The words of ``phrase_text`` in this order in the title, the abstract or the authors. Title and
+    abstract are looked up by word pairs: two words are one pair term; more words need all their pairs (the
+    rarest leads tantivy's intersection) and then the positions of the whole phrase in the title or abstract,
+    which are checked only where every pair occurs."""
     options = []
-    for field, analyzer in ((text.TITLE, text.TEXT), (text.ABSTRACT, text.TEXT), (text.AUTHORS, text.NAMES)):
-        words = text.analyze(analyzer, text.plain_name(phrase_text) if field == text.AUTHORS else phrase_text)
-        if words:
-            options.append((text.Occur.Should, text.phrase(field, words)))
+    words = text.analyze(text.TEXT, phrase_text)
+    if len(words) == 1:
+        options += [(text.Occur.Should, text.term(field, words[0])) for field in (text.TITLE, text.ABSTRACT)]
+    elif words:
+        pairs = [(text.Occur.Must, text.term(text.PAIRS, p)) for p in dict.fromkeys(text.word_pairs(words))]
+        if len(words) > 2:
+            whole = [(text.Occur.Should, text.phrase(field, words)) for field in (text.TITLE, text.ABSTRACT)]
+            pairs.append((text.Occur.Must, text.boolean(whole)))
+        options.append((text.Occur.Should, text.boolean(pairs) if len(pairs) > 1 else pairs[0][1]))
+    names = text.analyze(text.NAMES, text.plain_name(phrase_text))
+    if names:
+        options.append((text.Occur.Should, text.phrase(text.AUTHORS, names)))
     if not options:
         raise UsageError(f'the phrase "{phrase_text}" has no searchable words')
     return text.boolean(options)

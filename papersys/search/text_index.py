@@ -51,16 +51,24 @@ class TextIndex:
 
     def ranked(self, bm25: Bm25 | None, limit: int) -> list[tuple[str, float]]:
         """The ``limit`` best papers of a keyword query: straight from its query, or by re-ranking the best
-        ``RERANK_DEPTH`` candidates of its term union with the whole query."""
+        ``RERANK_DEPTH`` candidates of its term unions with the whole query."""
         if bm25 is None:
             return []
-        if bm25.candidates is None:
+        if not bm25.candidates:
             return self.top(bm25.query, limit)
-        ids = [arxiv_id for arxiv_id, _ in self.top(bm25.candidates, max(limit, RERANK_DEPTH))]
+        depth = max(limit, RERANK_DEPTH)
+        for candidates in bm25.candidates:  # the narrowest first; the next when it finds too few
+            ids = [arxiv_id for arxiv_id, _ in self.top(candidates, depth)]
+            if len(ids) >= depth:
+                break
         if not ids:
             return []
         among = text.constant(text.any_term(text.ID, ids))
         return self.top(text.boolean([(text.Occur.Must, among), (text.Occur.Must, bm25.query)]), limit)
+
+    def share(self, token: str) -> float:
+        """The share of the documents whose abstract holds the analysed word ``token``."""
+        return int(self._searcher.doc_freq(text.ABSTRACT, token)) / max(1, self.count)
 
     def current(self, layout: Layout) -> bool:
         """Whether the index reflects every metadata year file as it is now (then its stored papers are the

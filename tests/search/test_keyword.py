@@ -113,10 +113,36 @@ def test_a_phrase_query_matches_only_the_phrase(library: Library, papers: pl.Dat
     assert scattered & loose  # the same words unquoted do reach them
 
 
+def test_phrases_are_looked_up_by_word_pairs_without_false_matches(store: Config) -> None:
+    """Quoted phrases go through the word-pair terms: a pair across the title/abstract boundary or pairs that
+    occur apart are no phrase."""
+    papers = {
+        "2502.00001": ("Zorbly walks to the quay", "Then the zorbly sails home."),  # both phrases
+        "2502.00002": ("The zorbly stops at the edge, going to", "the quay it never reaches."),  # across the two
+        "2502.00003": ("Zorbly notes", "It walks to a hut; later it walks to the inn. The quay is far."),
+        "2502.00004": ("Zorbly", "A zorbly walks, then to the quay it runs."),  # walks_to nowhere, to_the_quay
+    }
+    rows = [row(i, title=t, abstract=a, authors=["Ada X"]) for i, (t, a) in papers.items()]
+    upsert(Layout(store.data_dir), frame(*rows))
+    service.index(store, text_only=True)
+
+    def found(query: str) -> set[str]:
+        hits = service.search(store, query, QueryOptions(k=50, mode="keyword")).hits
+        return {h.paper.id for h in hits} & set(papers)  # real papers hold "to the" too; zorbly ranks these first
+
+    assert found('zorbly "to the"') == {"2502.00001", "2502.00003", "2502.00004"}
+    assert found('zorbly "walks to the quay"') == {"2502.00001"}  # 3 has walks_to, to_the, the_quay apart
+    assert found('zorbly "to the quay"') == {"2502.00001", "2502.00004"}  # 2: "to" ends the title
+    assert found('zorbly "walks"') == {"2502.00001", "2502.00003", "2502.00004"}
+
+
 def test_fusion_puts_a_paper_high_in_both_lists_first(library: Library, papers: pl.DataFrame) -> None:
     assert rrf([["a", "b", "c"], ["d", "b", "e"]], 60)[0][0] == "b"  # second twice beats first once
     fused = rrf([["a", "b"], ["b", "a"]], 60)
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62) and {i for i, _ in fused} == {"a", "b"}
+    weighted = rrf([["a", "b"], ["b", "c"]], 10, weights=(3.0, 1.0))  # the first list weighs three times
+    assert [i for i, _ in weighted] == ["b", "a", "c"] and weighted[1][1] == pytest.approx(3 / 11)
+    assert [i for i, _ in rrf([["a", "b"], ["b", "a"]], 10, weights=(1.0, 2.0))] == ["b", "a"]
     paper = papers.row(7, named=True)
     keyword_top = library.search(paper["title"], k=3, mode="keyword").hits
     semantic_top = library.search(paper["title"], k=3, mode="semantic").hits
@@ -295,16 +321,33 @@ def test_free_words_rank_by_re_ranking_the_pruned_term_union(
 
     texts = TextIndex.open(Layout(indexed / "data"))
     words_only = keyword.bm25_query(keyword.parse("graph neural networks"), Filters())
-    assert words_only is not None and words_only.candidates is not None  # two steps: union first
+    assert words_only is not None and len(words_only.candidates) == 1  # two steps: union first
     for other in ('author:"Yoshua Bengio" networks', "networks --"):
-        assert keyword.bm25_query(keyword.parse(other), Filters.of(["cs"])).candidates is None  # one step
+        bm25 = keyword.bm25_query(keyword.parse(other), Filters.of(["cs"]))
+        assert bm25 is not None and not bm25.candidates  # one step
+    # "we" and "propose" are in most abstracts: candidates come from their titles first, then the full union
+    common = keyword.bm25_query(keyword.parse("we propose graph networks"), Filters(), texts.share)
+    assert common is not None and len(common.candidates) == 2
+    assert texts.share("we") > keyword.COMMON_SHARE > texts.share("graph")
+    # with a required clause every candidate query matches the same papers: no second one
+    for constrained in ('author:"Yoshua Bengio" we propose', '"neural networks" we propose'):
+        bm25 = keyword.bm25_query(keyword.parse(constrained), Filters(), texts.share)
+        assert bm25 is not None and len(bm25.candidates) == 1
+        assert texts.ranked(bm25, 10) == texts.top(bm25.query, 10)
     monkeypatch.setattr(text_index, "RERANK_DEPTH", 30)  # candidates well short of the 200 papers
     for arxiv_id, title in papers.select("id", "title").head(40).iter_rows():
-        bm25 = keyword.bm25_query(keyword.parse(title), Filters())
-        assert bm25 is not None
-        two_steps, whole = texts.ranked(bm25, 10), texts.top(bm25.query, 10)
-        assert two_steps[0][0] == whole[0][0] == arxiv_id, title  # a title finds its paper either way
-        assert [i for i, _ in two_steps] == [i for i, _ in whole][: len(two_steps)]
+        for share in (None, texts.share):
+            bm25 = keyword.bm25_query(keyword.parse(title), Filters(), share)
+            assert bm25 is not None
+            two_steps, whole = texts.ranked(bm25, 10), texts.top(bm25.query, 10)
+            assert two_steps[0][0] == whole[0][0] == arxiv_id, title  # a title finds its paper either way
+            assert [i for i, _ in two_steps] == [i for i, _ in whole][: len(two_steps)]
+    # a common word in few titles: the narrow step finds too few, the full union answers
+    alone = keyword.bm25_query(keyword.parse("we"), Filters(), texts.share)
+    assert alone is not None and len(alone.candidates) == 2
+    assert len(texts.top(alone.candidates[0], 30)) < 30
+    assert [i for i, _ in texts.ranked(alone, 10)] == [i for i, _ in texts.top(alone.query, 10)]
+    assert len(texts.ranked(alone, 10)) == 10
 
 
 def test_results_are_read_from_the_text_index_only_while_it_is_current(store: Config, papers: pl.DataFrame) -> None:
