@@ -223,6 +223,7 @@ class SearchConfig(_Frozen):
     text_index: bool = True  # keep the full-text index current after every metadata write
     rrf_k: Annotated[int, Field(ge=1, le=10_000)] = 10  # reciprocal-rank fusion constant (relevance bench)
     hybrid_depth: Annotated[int, Field(ge=1, le=10_000)] = 100  # candidates taken from each list before fusing
+    keyword_weight: Annotated[float, Field(gt=0, le=100)] = 1.0  # the BM25 list's weight in the fusion (bench)
 
 
 class Config(_Frozen):

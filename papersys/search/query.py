@@ -176,14 +176,14 @@ class Searcher:
         name = keyword.as_name(parsed) if mode == HYBRID else None
         if name is not None and texts.top(name[1], 1):  # a bare author name: meaning has nothing to add
             parsed = name[0]
-        bm25 = keyword.bm25_query(parsed, query.filters)
+        bm25 = keyword.bm25_query(parsed, query.filters, texts.share)
         if bm25 is None and (mode == KEYWORD or not parsed.semantic_text):
             raise UsageError("the query has no searchable words")
         if mode == KEYWORD or not parsed.semantic_text:
             return self._papers(lambda n: texts.ranked(bm25, n), query)
         depth = max(settings.hybrid_depth, query.k)
         lists = [[i for i, _ in texts.ranked(bm25, depth)], self._semantic_ids(parsed, query, depth)]
-        fused = rrf(lists, settings.rrf_k)
+        fused = rrf(lists, settings.rrf_k, weights=(settings.keyword_weight, 1.0))
         return self._papers(lambda n: fused[:n], query)
 
     def _semantic_ids(self, parsed: keyword.KeywordQuery, query: Query, depth: int) -> list[str]:
@@ -244,13 +244,16 @@ class Searcher:
         return tuple(hits[: query.k])
 
 
-def rrf(lists: Sequence[Sequence[str]], constant: int) -> list[tuple[str, float]]:
-    """Reciprocal-rank fusion: each id scores the sum of 1 / (constant + rank) over the lists holding it
-    (rank from 1); best first, ties broken by the first list's order."""
+def rrf(
+    lists: Sequence[Sequence[str]], constant: int, weights: Sequence[float] | None = None
+) -> list[tuple[str, float]]:
+    """Weighted reciprocal-rank fusion: each id scores the sum of weight / (constant + rank) over the lists
+    holding it (rank from 1; weight 1 unless given per list); best first, ties broken by the first list's
+    order."""
     scores: dict[str, float] = {}
-    for ranking in lists:
+    for ranking, weight in zip(lists, weights or [1.0] * len(lists), strict=True):
         for rank, arxiv_id in enumerate(ranking, start=1):
-            scores[arxiv_id] = scores.get(arxiv_id, 0.0) + 1.0 / (constant + rank)
+            scores[arxiv_id] = scores.get(arxiv_id, 0.0) + weight / (constant + rank)
     return sorted(scores.items(), key=lambda item: -item[1])
 
 

@@ -5,8 +5,9 @@ Builds (once, into --workdir) a store of the real papers in ``../shared/fixtures
 them with the real all-MiniLM-L6-v2 and builds both indexes. Then, in each mode:
 
 (a) known item: a paper's title is the query and the paper the answer — MRR@10 and recall@10, for the exact
-    title, a paraphrase (stop words dropped, the remaining words in a shuffled order) and a partial title
-    (half its content words, shuffled), and their mean;
+    title, a paraphrase (stop words dropped, the remaining words in a shuffled order), a partial title (half
+    its content words, shuffled) and a mistyped title (two of its longer words with a typing slip each: two
+    letters swapped, one dropped or one doubled), and their mean;
 (b) authors: a real author name with at least two papers here → precision@10 of that author's papers
     (of min(10, their paper count)), for the bare name and for ``author:"Name"``;
 (c) ids and acronyms: a bare (and a versioned) arXiv id → the paper at rank 1; an acronym that appears in
@@ -105,7 +106,33 @@ def _partial(title: str, rng: random.Random) -> str:
     return " ".join(kept) or title
 
 
-VARIANTS = {"exact": lambda title, _rng: title, "paraphrased": _paraphrase, "partial": _partial}
+def _typo(word: str, rng: random.Random) -> str:
+    """One typing slip inside ``word`` (its first letter kept): two neighbours swapped, a letter dropped or
+    doubled."""
+    at = rng.randrange(1, len(word) - 1)
+    slip = rng.choice(("swap", "drop", "double"))
+    if slip == "swap" and word[at] != word[at + 1]:
+        return word[:at] + word[at + 1] + word[at] + word[at + 2 :]
+    if slip == "drop":
+        return word[:at] + word[at + 1 :]
+    return word[:at] + word[at] + word[at:]
+
+
+def _mistyped(title: str, rng: random.Random) -> str:
+    """The title typed with a slip in two of its words of five or more letters (one if it has only one)."""
+    words = title.split(" ")
+    long = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+    for i in rng.sample(long, min(2, len(long))):
+        words[i] = _typo(words[i], rng)
+    return " ".join(words)
+
+
+VARIANTS = {
+    "exact": lambda title, _rng: title,
+    "paraphrased": _paraphrase,
+    "partial": _partial,
+    "mistyped": _mistyped,
+}
 
 
 def _rank(hits: list[str], answer: str) -> int | None:
@@ -185,7 +212,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def search(query: str, mode: str, k: int, settings: Any = None) -> list[str]:
         settings = settings or config.search
-        key = (settings.rrf_k, settings.hybrid_depth)
+        key = (settings.rrf_k, settings.hybrid_depth, settings.keyword_weight)
         if key not in searchers:  # one per setting: each keeps its indexes and query encoder open
             searchers[key] = Searcher(config.model_copy(update={"search": settings}))
             searchers[key]._embed = embed  # type: ignore[method-assign]  # the sweep repeats the same queries
@@ -224,22 +251,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _sweep(config: Any, search: Any, known: list[dict[str, Any]]) -> dict[str, float]:
-    """Partial-title known-item MRR@10 of hybrid for each (rrf_k, depth) and keyword for each title boost."""
+    """Known-item MRR@10 (mean of the variants) of hybrid for each fusion constant, keyword weight and depth,
+    and of keyword for each title boost: how the defaults in ``[search]`` were chosen."""
     from papersys.search import keyword
 
     results: dict[str, float] = {}
     sample = known[:200]
-    for rrf_k in (10, 30, 60, 100):
-        for depth in (20, 50, 100):
-            settings = config.search.model_copy(update={"rrf_k": rrf_k, "hybrid_depth": depth})
-            scored = _known_item(lambda q, m, k, s=settings: search(q, m, k, s), sample, "hybrid", 5, ("partial",))
-            results[f"hybrid rrf_k={rrf_k} depth={depth}"] = scored["partial_mrr10"]
+    for rrf_k in (10, 30, 60):
+        for weight in (1.0, 1.5, 2.0, 3.0):
+            for depth in (50, 100):
+                settings = config.search.model_copy(
+                    update={"rrf_k": rrf_k, "hybrid_depth": depth, "keyword_weight": weight}
+                )
+                scored = _known_item(lambda q, m, k, s=settings: search(q, m, k, s), sample, "hybrid", 5)
+                results[f"hybrid rrf_k={rrf_k} keyword_weight={weight} depth={depth}"] = scored["mean_mrr10"]
     default = keyword.TITLE_BOOST
     try:
         for boost in (1.0, 2.0, 3.0):
             keyword.TITLE_BOOST = boost
-            scored = _known_item(search, sample, "keyword", 5, ("partial",))
-            results[f"keyword title_boost={boost}"] = scored["partial_mrr10"]
+            scored = _known_item(search, sample, "keyword", 5)
+            results[f"keyword title_boost={boost}"] = scored["mean_mrr10"]
     finally:
         keyword.TITLE_BOOST = default
     return results
