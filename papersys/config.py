@@ -221,9 +221,10 @@ class SearchConfig(_Frozen):
     lists: Annotated[int, Field(ge=0, le=65_536)] = 0  # 0: 2·√rows, a power of two (4,096 at 3 M)
     probes: Annotated[int, Field(ge=1, le=65_536)] = 64  # query-time: a change needs no rebuild
     text_index: bool = True  # keep the full-text index current after every metadata write
-    rrf_k: Annotated[int, Field(ge=1, le=10_000)] = 10  # reciprocal-rank fusion constant (relevance bench)
-    hybrid_depth: Annotated[int, Field(ge=1, le=10_000)] = 100  # candidates taken from each list before fusing
-    keyword_weight: Annotated[float, Field(gt=0, le=100)] = 1.0  # the BM25 list's weight in the fusion (bench)
+    # hybrid fusion, chosen by `scripts/bench.py relevance --sweep` (devdoc/search.md)
+    rrf_k: Annotated[int, Field(ge=1, le=10_000)] = 10  # reciprocal-rank fusion constant
+    hybrid_depth: Annotated[int, Field(ge=1, le=10_000)] = 50  # candidates taken from each list before fusing
+    keyword_weight: Annotated[float, Field(gt=0, le=100)] = 3.0  # the BM25 list's weight against the vectors' 1
 
 
 class Config(_Frozen):

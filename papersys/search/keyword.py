@@ -244,20 +244,20 @@ def _word_clauses(words: str, share: Share | None = None) -> tuple[list[Any], li
 
 
 def _phrase_anywhere(phrase_text: str) -> Any:
-    """The words of ``phrase_text`` in this order in the title, the abstract or the authors. Title and
-    abstract are looked up by word pairs: two words are one pair term; more words need all their pairs (the
-    rarest leads tantivy's intersection) and then the positions of the whole phrase in the title or abstract,
-    which are checked only where every pair occurs."""
+    """The words of ``phrase_text`` in this order in the title, the abstract or the authors. Two common words
+    are one pair term; a longer phrase needs its common pairs (the rarest leads tantivy's intersection) and
+    then the positions of the whole phrase in the title or abstract, checked only where every pair occurs."""
     options = []
     words = text.analyze(text.TEXT, phrase_text)
     if len(words) == 1:
         options += [(text.Occur.Should, text.term(field, words[0])) for field in (text.TITLE, text.ABSTRACT)]
     elif words:
-        pairs = [(text.Occur.Must, text.term(text.PAIRS, p)) for p in dict.fromkeys(text.word_pairs(words))]
-        if len(words) > 2:
+        pairs = [(text.Occur.Must, text.term(text.PAIRS, p)) for p in dict.fromkeys(text.common_pairs(words))]
+        if len(words) == 2 and pairs:
+            options.append((text.Occur.Should, pairs[0][1]))
+        else:
             whole = [(text.Occur.Should, text.phrase(field, words)) for field in (text.TITLE, text.ABSTRACT)]
-            pairs.append((text.Occur.Must, text.boolean(whole)))
-        options.append((text.Occur.Should, text.boolean(pairs) if len(pairs) > 1 else pairs[0][1]))
+            options.append((text.Occur.Should, text.boolean([*pairs, (text.Occur.Must, text.boolean(whole))])))
     names = text.analyze(text.NAMES, text.plain_name(phrase_text))
     if names:
         options.append((text.Occur.Should, text.phrase(text.AUTHORS, names)))

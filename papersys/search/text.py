@@ -3,13 +3,15 @@
 One tantivy index per generation under ``data/index/text/g<G>/`` holds a document per paper: its id
 (exact), title and abstract (words, lower-cased, ASCII-folded, English-stemmed), authors (names:
 lower-cased and ASCII-folded, not stemmed; LaTeX accents undone), categories with their archives
-(exact, lower-cased) and the first-version day (a range-filterable integer). Word pairs: every two
-consecutive analysed words of the title and of the abstract as one term (``graph_neural``), so that a quoted
+(exact, lower-cased) and the first-version day (a range-filterable integer). Common word pairs:
+every two consecutive analysed words of the title and of the abstract that are both common (in at least a
+tenth of real arXiv papers: ``common_words.txt``) as one term (``to_the``, ``model_larg``), so that a quoted
 phrase of common words is one posting list to read instead of two huge ones to intersect position by
-position (``"to the"`` took 0.5 s at 3 M papers). Stored, for reading results
-without touching the metadata year files: the id, and the paper's display fields as one compact JSON
-record (``search/papers.py``: ``paper_record``). Searches read papers from here only while the index is
-current with every metadata year file (its manifest's signature), and from the year files otherwise.
+position (``"to the"`` took 0.5 s at 3 M papers); a phrase with a rarer word is fast positionally.
+Stored, for reading results without touching the metadata year files: the id, and the paper's display
+fields as one compact JSON record (``search/papers.py``: ``paper_record``). Searches read papers from here
+only while the index is current with every metadata year file (its manifest's signature), and from the
+year files otherwise.
 
 The analyzers below are registered on every open: tantivy records only their names in the index, so
 the same objects tokenize documents and queries.
@@ -30,11 +32,12 @@ import tantivy
 
 from papersys.errors import StoreError
 
-# bump when the schema or an analyzer changes: the next update rebuilds (2: stored papers, 3: word pairs)
+# bump when the schema, an analyzer or common_words.txt changes: the next update rebuilds (2: stored papers,
+# 3: common word pairs)
 SCHEMA_VERSION = 3
 TEXT, NAMES, EXACT, CONTENT, PAIR_TOKENS = "paper_text", "names", "exact", "content_words", "pair_tokens"
 TITLE, ABSTRACT, AUTHORS, CATS, ID, CREATED = "title", "abstract", "authors", "cats", "id", "created"
-PAIRS = "word_pairs"
+PAIRS = "common_pairs"
 PAPER = "paper"
 EPOCH = date(1970, 1, 1)
 WRITER_HEAP = 256_000_000  # bytes of indexing buffer, split among the writer's threads
@@ -59,7 +62,7 @@ def _analyzers() -> dict[str, Any]:
         TEXT: _analyzer(tantivy.Tokenizer.simple(), *folded, f.stemmer("english")),
         NAMES: _analyzer(tantivy.Tokenizer.simple(), *folded),
         EXACT: _analyzer(tantivy.Tokenizer.raw(), f.lowercase()),
-        PAIR_TOKENS: _analyzer(tantivy.Tokenizer.whitespace()),  # the pairs arrive analysed: word_pairs()
+        PAIR_TOKENS: _analyzer(tantivy.Tokenizer.whitespace()),  # the pairs arrive analysed: common_pairs()
         # query side only: the free words without English stop words, which match nearly every paper, add
         # nothing to BM25 and cost the most (the index keeps them, so quoted phrases still hold them)
         CONTENT: _analyzer(tantivy.Tokenizer.simple(), *folded, f.stopword("english"), f.stemmer("english")),
@@ -82,7 +85,7 @@ def schema() -> Any:
     builder.add_text_field(ABSTRACT, tokenizer_name=TEXT)
     builder.add_text_field(AUTHORS, tokenizer_name=NAMES)
     builder.add_text_field(CATS, tokenizer_name=EXACT, index_option="basic")
-    builder.add_text_field(PAIRS, tokenizer_name=PAIR_TOKENS, index_option="freq")  # phrases: positions unused
+    builder.add_text_field(PAIRS, tokenizer_name=PAIR_TOKENS, index_option="freq")  # no positions: see phrases
     builder.add_integer_field(CREATED, indexed=True, fast=True)
     builder.add_bytes_field(PAPER, stored=True)
     return builder.build()
@@ -96,9 +99,35 @@ def analyze(analyzer: str, text: str) -> list[str]:
     return list(ANALYZERS[analyzer].analyze(text))
 
 
-def word_pairs(words: Sequence[str]) -> list[str]:
-    """The pair terms of consecutive analysed words (the analyzers split on ``_``, so a pair is unambiguous)."""
-    return [f"{a}_{b}" for a, b in pairwise(words)]
+COMMON_WORDS = frozenset(
+    line
+    for line in (Path(__file__).with_name("common_words.txt").read_text(encoding="utf-8").splitlines())
+    if line and not line.startswith("#")
+)
+_CHUNKS: dict[str, tuple[str, ...]] = {}  # a whitespace-free chunk of text → its analysed words
+_CHUNKS_MAX = 1 << 20
+
+
+def analysed_words(value: str) -> list[str]:
+    """The same words as ``analyze(TEXT, value)``, cheaper for a whole corpus: the tokenizer never joins
+    across whitespace, so each whitespace-separated chunk is analysed on its own, once, and looked up after
+    (a 3 M-paper build analyses every title and abstract for its pairs)."""
+    words: list[str] = []
+    for chunk in value.split():
+        found = _CHUNKS.get(chunk)
+        if found is None:
+            if len(_CHUNKS) >= _CHUNKS_MAX:
+                _CHUNKS.clear()
+            found = _CHUNKS[chunk] = tuple(ANALYZERS[TEXT].analyze(chunk))
+        words.extend(found)
+    return words
+
+
+def common_pairs(words: Sequence[str]) -> list[str]:
+    """The pair terms of consecutive analysed words that are both common (the analyzers split on ``_``, so a
+    pair is unambiguous)."""
+    common = COMMON_WORDS
+    return [f"{a}_{b}" for a, b in pairwise(words) if a in common and b in common]
 
 
 def plain_name(name: str) -> str:
@@ -133,7 +162,7 @@ class TextDoc:
         doc.add_text(TITLE, self.title)
         doc.add_text(ABSTRACT, self.abstract)
         for value in (self.title, self.abstract):  # no pair across the two
-            pairs = word_pairs(analyze(TEXT, value))
+            pairs = common_pairs(analysed_words(value))
             if pairs:
                 doc.add_text(PAIRS, " ".join(pairs))
         for author in self.authors:

@@ -113,9 +113,17 @@ def test_a_phrase_query_matches_only_the_phrase(library: Library, papers: pl.Dat
     assert scattered & loose  # the same words unquoted do reach them
 
 
-def test_phrases_are_looked_up_by_word_pairs_without_false_matches(store: Config) -> None:
-    """Quoted phrases go through the word-pair terms: a pair across the title/abstract boundary or pairs that
-    occur apart are no phrase."""
+def test_phrases_are_looked_up_by_word_pairs_without_false_matches(store: Config, papers: pl.DataFrame) -> None:
+    """Quoted phrases of common words go through their pair terms: a pair across the title/abstract boundary
+    or pairs that occur apart are no phrase; phrases with rarer words are matched by position."""
+    from papersys.search import text
+
+    for title, abstract in papers.select("title", "abstract").iter_rows():  # the build's cached analysis
+        for value in (title, abstract):
+            assert text.analysed_words(value) == text.analyze(text.TEXT, value)
+    assert text.common_pairs(text.analyze(text.TEXT, "to the")) == ["to_the"]  # one term
+    assert text.common_pairs(text.analyze(text.TEXT, "walks to the quay")) == ["to_the"]  # + positions
+    assert text.common_pairs(text.analyze(text.TEXT, "the quay")) == []  # positions only
     papers = {
         "2502.00001": ("Zorbly walks to the quay", "Then the zorbly sails home."),  # both phrases
         "2502.00002": ("The zorbly stops at the edge, going to", "the quay it never reaches."),  # across the two
@@ -149,8 +157,9 @@ def test_fusion_puts_a_paper_high_in_both_lists_first(library: Library, papers: 
     assert keyword_top[0].paper.id == paper["id"] == semantic_top[0].paper.id
     hybrid = library.search(paper["title"], k=10)
     assert hybrid.mode == "hybrid" and hybrid.hits[0].paper.id == paper["id"]
-    rrf_k = library.config.search.rrf_k
-    assert hybrid.hits[0].score == pytest.approx(2 / (rrf_k + 1))  # first in both lists
+    settings = library.config.search
+    first_in_both = (settings.keyword_weight + 1) / (settings.rrf_k + 1)
+    assert hybrid.hits[0].score == pytest.approx(first_in_both)
     scores = [h.score for h in hybrid.hits]
     assert scores == sorted(scores, reverse=True) and len(scores) == 10
 
