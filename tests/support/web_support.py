@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -46,3 +47,29 @@ def serve(config: Config) -> Iterator[Api]:
         yield Api(server)
     finally:
         server.stop()
+
+
+RESULT_KEYS = {"model", "mode", "query", "k", "filters", "took_ms", "results"}
+HIT_KEYS = {
+    "id",
+    "score",
+    "title",
+    "authors",
+    "categories",
+    "primary_category",
+    "created",
+    "updated",
+    "abstract",
+    "url",
+}
+
+
+def assert_result(body: dict[str, Any], k: int) -> None:
+    """A complete DESIGN §9 result object with k hits."""
+    assert set(body) == RESULT_KEYS and body["k"] == k and len(body["results"]) == k
+    assert set(body["filters"]) == {"categories", "since", "until"}
+    for hit in body["results"]:
+        assert set(hit) == HIT_KEYS and hit["url"] == "https://arxiv.org/abs/" + hit["id"] and hit["title"]
+    scores = [hit["score"] for hit in body["results"]]
+    if body["mode"] == "semantic":
+        assert scores == sorted(scores, reverse=True)

@@ -8,37 +8,12 @@ from typing import Any
 
 import polars as pl
 import pytest
-from support.web_support import STORED, Api, store_config
+from support.web_support import STORED, Api, assert_result, store_config
 
 from papersys import service
 from papersys.errors import UsageError
 from papersys.search.query import QueryOptions, Searcher
 from papersys.web.server import ApiServer
-
-RESULT_KEYS = {"model", "mode", "query", "k", "filters", "took_ms", "results"}
-HIT_KEYS = {
-    "id",
-    "score",
-    "title",
-    "authors",
-    "categories",
-    "primary_category",
-    "created",
-    "updated",
-    "abstract",
-    "url",
-}
-
-
-def assert_result(body: dict[str, Any], k: int) -> None:
-    """A complete DESIGN §9 result object with k hits."""
-    assert set(body) == RESULT_KEYS and body["k"] == k and len(body["results"]) == k
-    assert set(body["filters"]) == {"categories", "since", "until"}
-    for hit in body["results"]:
-        assert set(hit) == HIT_KEYS and hit["url"] == "https://arxiv.org/abs/" + hit["id"] and hit["title"]
-    scores = [hit["score"] for hit in body["results"]]
-    if body["mode"] == "semantic":
-        assert scores == sorted(scores, reverse=True)
 
 
 @pytest.fixture(scope="module")
