@@ -155,6 +155,15 @@ def api(state: _State) -> None:
     click.echo(f"papersys API at {url} stopped")
 
 
+@cli.command()
+@click.pass_obj
+def mcp(state: _State) -> None:
+    """Serve search to LLM agents over MCP on stdin/stdout (tools: devdoc/api.md); logs go to stderr."""
+    from papersys.web.mcp_server import run_mcp
+
+    run_mcp(state.config())
+
+
 @cli.group()
 def embed() -> None:
     """Embed papers: fill every model's gaps (autopatch) or show them (backlog)."""
