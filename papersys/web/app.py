@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 MAX_K = 100
 MAX_QUERY_CHARS = 1_000
-OPEN_PATHS = frozenset({"/healthz", "/", "/docs"})  # no data in them: no token needed (the page asks for it)
+# no data in them, so no token needed (the page asks for the token itself)
+OPEN_PATHS = frozenset({"/healthz", "/", "/docs", "/favicon.ico"})
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -103,6 +104,10 @@ def create_app(config: Config, searcher: Searcher | None = None) -> FastAPI:
     def page() -> Response:
         return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:  # browsers ask for it on every page, the page's own one included
+        return Response(status_code=204)
+
     @app.get("/docs", include_in_schema=False)
     def docs() -> Response:
         return Response(docs_page(app.openapi()), media_type="text/html", headers=PAGE_HEADERS)
@@ -130,7 +135,7 @@ _KNOWN: dict[int, frozenset[str]] = {}
 def _no_unknown_parameters(request: Request) -> None:
     """A misspelt parameter (``catgory=``) is an error, not silently ignored: 422."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
+    if not isinstance(route, APIRoute) or not route.include_in_schema:  # the page reads its own URL
         return
     known = _KNOWN.get(id(route))
     if known is None:
