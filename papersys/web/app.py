@@ -6,6 +6,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the routes' annota
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -65,7 +66,7 @@ def create_app(config: Config, searcher: Searcher | None = None) -> FastAPI:
         summary="Read-only search over a local copy of arXiv (devdoc/api.md).",
         docs_url=None,  # FastAPI's page loads Swagger UI from a CDN; /docs below is served from here
         redoc_url=None,
-        dependencies=[Depends(_no_unknown_parameters)],
+        dependencies=[Depends(_unknown_parameters_check())],
     )
     _add_error_handlers(app)
     token = config.api.token.get_secret_value()
@@ -129,22 +130,26 @@ def _checked_id(raw: str) -> str:
         raise UsageError(str(exc)) from None
 
 
-_KNOWN: dict[int, frozenset[str]] = {}
+def _unknown_parameters_check() -> Callable[[Request], None]:
+    """A dependency: a misspelt parameter (``catgory=``) is an error (422), not silently ignored. Each
+    route's declared parameters are collected once, on its first request."""
+    declared: dict[str, frozenset[str]] = {}
 
+    def check(request: Request) -> None:
+        route = request.scope.get("route")
+        if not isinstance(route, APIRoute) or not route.include_in_schema:  # the page reads its own URL
+            return
+        known = declared.get(route.unique_id)
+        if known is None:
+            known = frozenset(p.alias for p in get_flat_dependant(route.dependant).query_params)
+            declared[route.unique_id] = known
+        unknown = sorted(set(request.query_params) - known)
+        if unknown:
+            raise RequestValidationError(
+                [{"type": "extra_forbidden", "loc": ("query", n), "msg": "unknown query parameter"} for n in unknown]
+            )
 
-def _no_unknown_parameters(request: Request) -> None:
-    """A misspelt parameter (``catgory=``) is an error, not silently ignored: 422."""
-    route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or not route.include_in_schema:  # the page reads its own URL
-        return
-    known = _KNOWN.get(id(route))
-    if known is None:
-        known = _KNOWN[id(route)] = frozenset(p.alias for p in get_flat_dependant(route.dependant).query_params)
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        raise RequestValidationError(
-            [{"type": "extra_forbidden", "loc": ("query", name), "msg": "unknown query parameter"} for name in unknown]
-        )
+    return check
 
 
 def error(status: int, message: str, detail: Any = None) -> JSONResponse:

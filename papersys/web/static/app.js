@@ -121,9 +121,22 @@ async function run(state) {
   }
 }
 
+const STATUS_KEY = "papersys-status";
+const STATUS_TTL_MS = 5 * 60 * 1000;  // every search is a page load: ask for the status once in a while
+
+async function corpusStatus() {
+  try {
+    const cached = JSON.parse(sessionStorage.getItem(STATUS_KEY) || "null");
+    if (cached && Date.now() - cached.at < STATUS_TTL_MS) return cached.status;
+  } catch (_) { /* a damaged entry: ask again */ }
+  const status = await getJson("/api/status");
+  sessionStorage.setItem(STATUS_KEY, JSON.stringify({ at: Date.now(), status: status }));
+  return status;
+}
+
 async function footer() {
   try {
-    const status = await getJson("/api/status");
+    const status = await corpusStatus();
     const parts = [status.total_papers.toLocaleString("en") + " papers"];
     for (const model of status.models) {
       if (model.enabled) parts.push(model.alias + " coverage " + (100 * model.coverage).toFixed(1) + "%");
@@ -147,6 +160,7 @@ function main() {
   $("save-token").addEventListener("click", () => {
     const token = $("token").value.trim();
     if (token) sessionStorage.setItem(TOKEN_KEY, token); else sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(STATUS_KEY);
     location.reload();
   });
   if (!state.q && !state.similar) $("q").focus();
