@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from papersys import __version__, service
 from papersys.config import Config
@@ -179,14 +179,34 @@ def _add_error_handlers(app: FastAPI) -> None:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
         return error(503, message)  # the store cannot answer now (a damaged file, …): logged
 
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return error(500, "internal error (logged by the server)")
-
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(HTTPException, http)
     app.add_exception_handler(PapersysError, papersys_error)
-    app.add_exception_handler(Exception, unexpected)
+    app.add_middleware(CatchAll)  # Starlette's own catch-all answers too, but then re-raises to the server
+
+
+class CatchAll:
+    """An unexpected error: logged once with its traceback, answered 500 with no detail, and the connection
+    kept (Starlette's catch-all re-raises to uvicorn, which logs it again and drops the connection)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            log.error("%s %s failed", scope.get("method"), scope.get("path"), exc_info=exc)
+            if started or scope["type"] != "http":
+                raise
+            await error(500, "internal error (logged by the server)")(scope, receive, send)
 
 
 class BearerAuth:
