@@ -75,6 +75,7 @@ class Serve:
     """`papersys serve` over ``root`` with the API on a free port; no scheduled job fires during a run."""
 
     def __init__(self, root: Path, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "serve.toml"
         self.config.write_text(
             f'data_dir = "{root}"\n[metrics]\nenabled = false\n[api]\nport = 0\n'
