@@ -27,6 +27,7 @@ from papersys.errors import ConfigError, PapersysError, SearchError, UsageError
 from papersys.report import Report
 from papersys.search.query import QueryOptions, Searcher
 from papersys.store.ids import InvalidIdError, normalize_id
+from papersys.web import schemas
 from papersys.web.docs import docs_page
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,11 @@ def create_app(config: Config, searcher: Searcher | None = None) -> FastAPI:
     if token:
         app.add_middleware(BearerAuth, token=token)
 
-    @app.get("/api/search", summary="Search papers by text (DESIGN §9 result object)")
+    @app.get(
+        "/api/search",
+        summary="Search papers by text (DESIGN §9 result object)",
+        responses=schemas.responses(schemas.SearchResult, 400, 401, 404),
+    )
     def search(
         *, q: Text, k: K = 10, mode: Mode = None, category: Categories = None, since: Since = None, until: Until = None,
         model: Model = None,
@@ -81,7 +86,11 @@ def create_app(config: Config, searcher: Searcher | None = None) -> FastAPI:
         options = QueryOptions(k, tuple(category or ()), since, until, model, mode)
         return _json(service.search(config, q, options, searcher=searcher))
 
-    @app.get("/api/similar/{paper_id:path}", summary="Papers nearest to a stored paper (itself excluded)")
+    @app.get(
+        "/api/similar/{paper_id:path}",
+        summary="Papers nearest to a stored paper (itself excluded)",
+        responses=schemas.responses(schemas.SearchResult, 400, 401, 404),
+    )
     def similar(
         paper_id: str, *, k: K = 10, category: Categories = None, since: Since = None, until: Until = None,
         model: Model = None,
@@ -89,15 +98,27 @@ def create_app(config: Config, searcher: Searcher | None = None) -> FastAPI:
         options = QueryOptions(k, tuple(category or ()), since, until, model)
         return _json(service.similar(config, _checked_id(paper_id), options, searcher=searcher))
 
-    @app.get("/api/papers/{paper_id:path}", summary="One paper's metadata and the models with a vector for it")
+    @app.get(
+        "/api/papers/{paper_id:path}",
+        summary="One paper's metadata and the models with a vector for it",
+        responses=schemas.responses(schemas.PaperDetail, 400, 401, 404),
+    )
     def paper(paper_id: str) -> Response:
         return _json(service.paper_detail(config, _checked_id(paper_id), searcher=searcher))
 
-    @app.get("/api/status", summary="The `papersys status --json` object (devdoc/status.md)")
+    @app.get(
+        "/api/status",
+        summary="The `papersys status --json` object (devdoc/status.md)",
+        responses=schemas.responses(None, 401),
+    )
     def status() -> Response:
         return _json(service.status(config))
 
-    @app.get("/healthz", summary="Liveness, with each index's size (no token needed)")
+    @app.get(
+        "/healthz",
+        summary="Liveness, with each index's size (no token needed)",
+        responses={200: {"model": schemas.Health}},
+    )
     def healthz() -> Response:
         return _json(service.health(config))
 

@@ -27,6 +27,7 @@ def docs_page(spec: dict[str, Any]) -> str:
             parts.append(f"<h2><code>{escape(method.upper())} {escape(path)}</code></h2>")
             parts.append(f"<p>{escape(operation.get('summary', ''))}</p>")
             parts.append(_parameters(operation.get("parameters", [])))
+            parts.append(_returns(spec, operation.get("responses", {})))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -42,6 +43,18 @@ def _parameters(parameters: list[dict[str, Any]]) -> str:
             f"<td>{escape(p.get('description', ''))}</td></tr>"
         )
     return "".join(rows) + "</table>"
+
+
+def _returns(spec: dict[str, Any], responses: dict[str, Any]) -> str:
+    """One line per status: the JSON object's fields (from the component schema it names)."""
+    lines = []
+    for status, response in sorted(responses.items()):
+        ref = response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+        name = ref.rsplit("/", 1)[-1]
+        fields = spec.get("components", {}).get("schemas", {}).get(name, {}).get("properties", {})
+        shown = f"<code>{escape(name)}</code> {{{escape(', '.join(fields))}}}" if fields else "JSON"
+        lines.append(f"<li>{escape(str(status))}: {shown}</li>")
+    return f"<ul>{''.join(lines)}</ul>" if lines else ""
 
 
 def _type(schema: dict[str, Any]) -> str:

@@ -138,6 +138,17 @@ def test_status_healthz_page_and_offline_docs(api: Api, web_store: Path) -> None
         spec["paths"]
     )
     assert all(set(methods) == {"get"} for methods in spec["paths"].values())
+    assert "<code>SearchResult</code> {model, mode, query, k, filters, took_ms, results}" in docs.text
+
+
+def test_the_openapi_schemas_describe_what_the_routes_send(api: Api, stored: list[dict[str, Any]]) -> None:
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    result = api.get("/api/search", {"q": "robots", "k": 1}).json()
+    paper = api.get(f"/api/papers/{stored[0]['id']}").json()
+    error = api.get("/api/papers/2501.99999").json()
+    for name, body in (("SearchResult", result), ("Hit", result["results"][0]), ("ResultFilters", result["filters"]),
+                       ("PaperDetail", paper), ("Health", api.get("/healthz").json()), ("Error", error)):  # fmt: skip
+        assert set(schemas[name]["properties"]) == set(body), name
 
 
 class BrokenSearcher(Searcher):
