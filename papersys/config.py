@@ -227,6 +227,34 @@ class SearchConfig(_Frozen):
     keyword_weight: Annotated[float, Field(gt=0, le=100)] = 3.0  # the BM25 list's weight against the vectors' 1
 
 
+class ApiConfig(_Frozen):
+    """The read-only HTTP API and search page of `papersys serve` / `papersys api` ([api], devdoc/api.md)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8765
+    token: SecretStr = SecretStr("")  # "" = none (loopback only); else every request needs "Bearer <token>"
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _env_reference(cls, value: Any, info: ValidationInfo) -> Any:
+        env = (info.context or {}).get("env", os.environ)
+        return resolve_env_ref(value, env)
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        check_header_value(value.get_secret_value())
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9.:-]+$", value):
+            raise ValueError("must be an IP address or a host name")
+        return value
+
+
 class Config(_Frozen):
     _source: str = PrivateAttr(default="the embedded defaults")  # the file it came from, for messages
     data_dir: Path = Path("data")
@@ -237,6 +265,7 @@ class Config(_Frozen):
     metrics: MetricsConfig = MetricsConfig()
     locks: LocksConfig = LocksConfig()
     search: SearchConfig = SearchConfig()
+    api: ApiConfig = ApiConfig()
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from papersys.ingest.harvest import IngestReport
     from papersys.ingest.snapshot.load import SnapshotReport
     from papersys.migrate.report import MigrationReport
+    from papersys.search.detail import IndexHealth, PaperDetail
     from papersys.search.query import QueryOptions, Searcher
     from papersys.search.report import IndexJobReport, TextIndexReport
     from papersys.search.results import Paper, SearchResult
@@ -292,3 +293,18 @@ def paper(config: Config, paper_id: str, *, searcher: Searcher | None = None) ->
     from papersys.search.query import Searcher
 
     return (searcher or Searcher(config)).paper(paper_id)
+
+
+def paper_detail(config: Config, paper_id: str, *, searcher: Searcher | None = None) -> PaperDetail:
+    """One stored paper's metadata and the models whose vector index holds a vector for it."""
+    from papersys.search.detail import paper_detail as detail
+    from papersys.search.query import Searcher
+
+    return detail(searcher or Searcher(config), config, paper_id)
+
+
+def health(config: Config) -> IndexHealth:
+    """The search indexes' state, from their manifests (the HTTP API's /healthz)."""
+    from papersys.search.detail import index_health
+
+    return index_health(config)

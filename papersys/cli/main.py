@@ -137,11 +137,31 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--run-now", is_flag=True, help="Run ingest, then embed autopatch, once at start.")
 @click.pass_obj
 def serve(state: _State, run_now: bool) -> None:
-    """Run the daemon: scheduled ingest + autopatch, Prometheus metrics; stops cleanly on SIGTERM/SIGINT."""
+    """Run the daemon: scheduled ingest + autopatch, Prometheus metrics, the HTTP API and search page ([api]);
+    stops cleanly on SIGTERM/SIGINT."""
     from papersys.daemon.scheduler import run_daemon
 
     outcomes = run_daemon(state.config(), run_now=run_now)
     click.echo(f"papersys daemon stopped after {len(outcomes)} job run(s)")
+
+
+@cli.command()
+@click.pass_obj
+def api(state: _State) -> None:
+    """Serve the read-only HTTP API and search page alone (no scheduler), e.g. over a replica of a data dir."""
+    from papersys.web.server import run_api
+
+    url = run_api(state.config())
+    click.echo(f"papersys API at {url} stopped")
+
+
+@cli.command()
+@click.pass_obj
+def mcp(state: _State) -> None:
+    """Serve search to LLM agents over MCP on stdin/stdout (tools: devdoc/api.md); logs go to stderr."""
+    from papersys.web.mcp_server import run_mcp
+
+    run_mcp(state.config())
 
 
 @cli.group()

@@ -1,6 +1,7 @@
 """``papersys serve``: APScheduler 3 BlockingScheduler running the same service calls as the CLI.
 
-Jobs ``ingest`` and ``embed-autopatch`` fire from cron expressions; a failing job is logged with its
+Jobs ``ingest`` and ``embed-autopatch`` fire from cron expressions; the HTTP API ([api], web/server.py)
+answers queries from its own threads meanwhile, so a query never waits for a job; a failing job is logged with its
 traceback (jobrun.run_job already recorded and counted it) and the daemon lives on. SIGTERM/SIGINT set the
 shared cancel event, so running jobs stop at their next safe point and the daemon exits 0.
 """
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from papersys import service
 from papersys.config import Config
@@ -28,6 +29,9 @@ from papersys.store import locks
 from papersys.store.atomic import write_json
 from papersys.store.layout import Layout
 from papersys.store.verify import check_data_dir
+
+if TYPE_CHECKING:
+    from papersys.web.server import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,8 @@ class Daemon:
     jobs: dict[str, Callable[[Config, Runtime], None]] = field(default_factory=lambda: dict(JOBS))
     metrics: Metrics | None = None  # served (and made the observer) once serve() holds the daemon lock
     metrics_address: str | None = None
+    api: ApiServer | None = None  # served beside the scheduler once serve() holds the daemon lock
+    api_address: str | None = None
     outcomes: list[tuple[str, str]] = field(default_factory=list)  # (job, ok|error|interrupted) per run
     _started: str = ""
     _job_locks: dict[str, threading.Lock] = field(default_factory=dict)
@@ -143,6 +149,7 @@ class Daemon:
                 "next_runs": self.next_runs(),
                 "running": sorted(self._running),
                 "metrics": self.metrics_address,
+                "api": self.api_address,
             },
             self.layout.daemon_state,
         )
@@ -161,6 +168,8 @@ class Daemon:
             if self.metrics is not None:  # only now: a refused second daemon must not take the port
                 self.metrics_address = self._serve_metrics(self.metrics)
                 self.observer = self.metrics
+            if self.api is not None:  # likewise: bound only by the daemon that holds the lock
+                self.api_address = self.api.start()
             scheduler = self.build(run_now=run_now)
             self._started = utc_stamp()
             if install_signals and threading.current_thread() is threading.main_thread():
@@ -173,9 +182,16 @@ class Daemon:
             # job runs refresh daemon.json themselves (run_guarded); this covers the start
             scheduler.add_listener(lambda _e: self._write_state(), EVENT_SCHEDULER_STARTED)
             try:
-                log.info("papersys daemon started (pid %d); metrics at %s", os.getpid(), self.metrics_address)
+                log.info(
+                    "papersys daemon started (pid %d); metrics at %s; API at %s",
+                    os.getpid(),
+                    self.metrics_address,
+                    self.api_address,
+                )
                 scheduler.start()
             finally:
+                if self.api is not None:  # requests in flight finish; then the port is closed
+                    self.api.stop()
                 self.layout.daemon_state.unlink(missing_ok=True)
         return self.outcomes
 
@@ -198,7 +214,12 @@ class Daemon:
 def run_daemon(config: Config, *, run_now: bool = False) -> list[tuple[str, str]]:
     """Entry point of ``papersys serve``: metrics endpoint (if enabled) + scheduler until SIGTERM."""
     check_data_dir(config.data_dir, write=True)  # a daemon that cannot keep its store must not start
-    daemon = Daemon(config, metrics=Metrics() if config.metrics.enabled else None)
+    api = None
+    if config.api.enabled:
+        from papersys.web.server import ApiServer
+
+        api = ApiServer(config)  # UsageError now, before anything starts, for an exposed host without a token
+    daemon = Daemon(config, metrics=Metrics() if config.metrics.enabled else None, api=api)
     started = time.monotonic()
     outcomes = daemon.serve(run_now=run_now)
     log.info("papersys daemon stopped after %.0fs (%d job runs)", time.monotonic() - started, len(outcomes))

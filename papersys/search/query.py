@@ -1,12 +1,14 @@
 """Answering queries: check the input, embed the query, plan the filtered search, attach the papers.
 
 A ``Searcher`` keeps opened indexes and query encoders between queries (the Library, the daemon); a
-one-shot CLI query makes one and drops it. It reopens an index when its manifest changed on disk.
+one-shot CLI query makes one and drops it. It reopens an index when its manifest changed on disk. It is
+safe to share between threads (the HTTP API's worker pool): a lock guards its caches.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -69,29 +71,34 @@ class Searcher:
         self._indexes: dict[str, tuple[Any, VectorIndex]] = {}
         self._text: tuple[Any, TextIndex] | None = None
         self._encoders: dict[str, Any] = {}
+        # one opening at a time: concurrent queries after a swap open the new index once, not once each
+        self._lock = threading.RLock()
 
     def index(self, model: ModelConfig) -> VectorIndex:
         """The model's index, reopened when an update has written a new manifest since it was opened."""
         stamp = _stamp(self.layout.vector_index_manifest(model.alias))
-        cached = self._indexes.get(model.alias)
-        if cached is None or cached[0] != stamp:
-            probes = self.config.search.probes
-            self._indexes[model.alias] = (stamp, VectorIndex.open(self.layout, model, probes=probes))
-        return self._indexes[model.alias][1]
+        with self._lock:
+            cached = self._indexes.get(model.alias)
+            if cached is None or cached[0] != stamp:
+                probes = self.config.search.probes
+                self._indexes[model.alias] = (stamp, VectorIndex.open(self.layout, model, probes=probes))
+            return self._indexes[model.alias][1]
 
     def text_index(self) -> TextIndex:
         """The full-text index, reopened when an update has written a new manifest since it was opened."""
         stamp = _stamp(self.layout.text_index_manifest)
-        if self._text is None or self._text[0] != stamp:
-            self._text = (stamp, TextIndex.open(self.layout))
-        return self._text[1]
+        with self._lock:
+            if self._text is None or self._text[0] != stamp:
+                self._text = (stamp, TextIndex.open(self.layout))
+            return self._text[1]
 
     def encoder(self, model: ModelConfig) -> Any:
-        if model.alias not in self._encoders:
-            from papersys.search.encoder import query_encoder
+        with self._lock:
+            if model.alias not in self._encoders:
+                from papersys.search.encoder import query_encoder
 
-            self._encoders[model.alias] = query_encoder(model, self.layout.query_encoder_dir(model.alias))
-        return self._encoders[model.alias]
+                self._encoders[model.alias] = query_encoder(model, self.layout.query_encoder_dir(model.alias))
+            return self._encoders[model.alias]
 
     def mode(self, query: Query) -> str:
         """The mode asked for, or the best the indexes on disk allow."""

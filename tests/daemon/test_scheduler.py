@@ -126,7 +126,7 @@ def _write_config(tmp_path: Path, url: str, **ingest: str) -> Path:
     path = tmp_path / "papersys.toml"
     path.write_text(
         f'data_dir = "data"\n[ingest]\nbase_url = "{url}"\nrequest_interval_s = 0.0\n'
-        f"initial_days = 30\n{extra}[metrics]\nport = 0\n[scheduler]\n"
+        f"initial_days = 30\n{extra}[metrics]\nport = 0\n[api]\nport = 0\n[scheduler]\n"
         'ingest_cron = "0 3 * * *"\nembed_cron = "30 3 * * *"\n'
     )
     return path
@@ -158,6 +158,9 @@ def test_serve_end_to_end(tmp_path: Path, server: OAIServer) -> None:
         assert 'papersys_job_runs_total{job="ingest",outcome="ok"} 1.0' in body
         assert 'papersys_job_runs_total{job="embed-autopatch",outcome="ok"} 1.0' in body
         assert "process_cpu_seconds_total" in body
+        assert daemon["api"].startswith("http://127.0.0.1:")  # the API answers beside the scheduler
+        health = json.loads(urllib.request.urlopen(daemon["api"] + "/healthz", timeout=30).read())
+        assert health["status"] == "ok" and health["indexes"]["minilm"]["indexed"] == 40
         status = subprocess.run(
             [sys.executable, "-m", "papersys", "--config", str(config), "status", "--json"],
             capture_output=True,
@@ -227,21 +230,27 @@ def test_a_second_daemon_on_the_same_data_dir_is_refused(tmp_path: Path) -> None
         Daemon(config).serve(install_signals=False)
 
 
-def test_a_refused_second_daemon_names_the_holder_and_never_takes_the_metrics_port(tmp_path: Path) -> None:
+def test_a_refused_second_daemon_names_the_holder_and_never_takes_the_metrics_or_api_port(tmp_path: Path) -> None:
     import socket
 
     from papersys.daemon.scheduler import run_daemon
     from papersys.errors import LockBusyError
     from papersys.store import locks
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = config_from_mapping({"data_dir": "data", "metrics": {"port": port}}, base_dir=tmp_path)
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    port, api_port = ports
+    config = config_from_mapping(
+        {"data_dir": "data", "metrics": {"port": port}, "api": {"port": api_port}}, base_dir=tmp_path
+    )
     with (
         locks.hold(Layout(config.data_dir), locks.DAEMON, timeout_s=1, command="papersys serve"),
         pytest.raises(LockBusyError, match="papersys serve"),
     ):
         run_daemon(config)
-    with socket.socket() as again:  # the port is still free: the refused daemon never served metrics
-        again.bind(("127.0.0.1", port))
+    for free in ports:  # still free: the refused daemon never served metrics or the API
+        with socket.socket() as again:
+            again.bind(("127.0.0.1", free))

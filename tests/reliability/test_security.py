@@ -232,7 +232,7 @@ def test_secrets_never_reach_cli_output_or_any_state_file_of_the_daemon(tmp_path
         config.write_text(
             'data_dir = "data"\nlog_level = "DEBUG"\n[ingest]\nbase_url = "env:PAPERSYS_TEST_URL"\n'
             'auth_token = "env:PAPERSYS_TEST_TOKEN"\nrequest_interval_s = 0.0\ninitial_days = 30\n'
-            '[metrics]\nport = 0\n[[embedding.models]]\nalias = "minilm"\nenabled = false\n'
+            '[metrics]\nport = 0\n[api]\nport = 0\n[[embedding.models]]\nalias = "minilm"\nenabled = false\n'
         )
         env = {"PAPERSYS_TEST_TOKEN": TOKEN, "PAPERSYS_TEST_URL": srv.url}
         layout = Layout(tmp_path / "data")
