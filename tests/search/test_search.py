@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 from support.builders import frame, row
-from support.search_support import make_config
+from support.search_support import HIT_KEYS, RESULT_KEYS, make_config
 
 from papersys import Library, service
 from papersys.config import Config
@@ -149,19 +149,7 @@ def test_library_round_trip(built: Path, papers: pl.DataFrame) -> None:
     result = library.search(paper.title, k=3)
     assert result.hits[0].paper == paper and result.model == "minilm" and result.mode == "semantic"
     data = result.to_dict()
-    assert set(data) == {"model", "mode", "query", "k", "filters", "took_ms", "results"}
-    assert set(data["results"][0]) == {
-        "id",
-        "score",
-        "title",
-        "authors",
-        "categories",
-        "primary_category",
-        "created",
-        "updated",
-        "abstract",
-        "url",
-    }
+    assert set(data) == RESULT_KEYS and set(data["results"][0]) == HIT_KEYS
     assert [h.paper.id for h in library.similar(paper.id, k=4).hits][:4] == [
         h["id"] for h in service.similar(library.config, paper.id, QueryOptions(k=4)).to_dict()["results"]
     ]

@@ -27,3 +27,19 @@ def paper_rows(papers: pl.DataFrame) -> list[dict[str, object]]:
         )
         for p in papers.iter_rows(named=True)
     ]
+
+
+# DESIGN §9's result object: its keys, and each result's
+RESULT_KEYS = {"model", "mode", "query", "k", "filters", "took_ms", "results"}
+HIT_KEYS = {
+    "id",
+    "score",
+    "title",
+    "authors",
+    "categories",
+    "primary_category",
+    "created",
+    "updated",
+    "abstract",
+    "url",
+}

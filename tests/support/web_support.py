@@ -11,7 +11,7 @@ import requests
 
 from papersys.config import Config, config_from_mapping
 from papersys.web.server import ApiServer
-from support.search_support import make_config
+from support.search_support import HIT_KEYS, RESULT_KEYS, make_config
 
 STORED = 160  # papers in the web tests' store; the next 40 of the fixture are added by the swap test
 
@@ -47,21 +47,6 @@ def serve(config: Config) -> Iterator[Api]:
         yield Api(server)
     finally:
         server.stop()
-
-
-RESULT_KEYS = {"model", "mode", "query", "k", "filters", "took_ms", "results"}
-HIT_KEYS = {
-    "id",
-    "score",
-    "title",
-    "authors",
-    "categories",
-    "primary_category",
-    "created",
-    "updated",
-    "abstract",
-    "url",
-}
 
 
 def assert_result(body: dict[str, Any], k: int) -> None:
