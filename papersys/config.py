@@ -63,6 +63,7 @@ class IngestConfig(_Frozen):
     window_days: Annotated[int, Field(ge=1)] = 30
     user_agent: str = "papersys (+https://github.com/papersys/papersys)"
     snapshot_chunk_lines: Annotated[int, Field(ge=1)] = 50_000
+    audit_days: Annotated[int, Field(ge=1)] = 7  # `papersys audit` and the daemon's audit: the last N days
     auth_token: SecretStr = SecretStr("")  # "" = none; else sent as "Authorization: Bearer <token>"
     # user/password found in base_url (moved out of it, so the URL can be shown); sent as HTTP basic auth
     _url_credentials: tuple[str, SecretStr] | None = PrivateAttr(default=None)
@@ -183,9 +184,10 @@ class SchedulerConfig(_Frozen):
     timezone: str = "UTC"
     ingest_cron: str = "0 3 * * *"
     embed_cron: str = "30 3 * * *"
+    audit_cron: str = "0 5 * * 0"  # weekly, Sunday 05:00: the last ingest.audit_days, gaps repaired
     misfire_grace_s: Annotated[int, Field(ge=1)] = 3600
 
-    @field_validator("ingest_cron", "embed_cron")
+    @field_validator("ingest_cron", "embed_cron", "audit_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         from papersys.daemon.cron import cron_trigger

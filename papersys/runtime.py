@@ -51,6 +51,7 @@ class Observer(Protocol):
     def harvest_records(self, count: int) -> None: ...
     def embedded(self, model: str, count: int, seconds: float) -> None: ...
     def backlog(self, model: str, count: int) -> None: ...
+    def audit_gaps(self, klass: str, count: int) -> None: ...
     def job_finished(self, job: str, outcome: str, seconds: float) -> None: ...
 
 
@@ -134,6 +135,9 @@ class NullObserver:
         return None
 
     def backlog(self, model: str, count: int) -> None:
+        return None
+
+    def audit_gaps(self, klass: str, count: int) -> None:
         return None
 
     def job_finished(self, job: str, outcome: str, seconds: float) -> None:

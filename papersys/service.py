@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from papersys.config import ModelConfig
     from papersys.embed.autopatch import AutopatchReport, EngineFactory
     from papersys.embed.coverage import BacklogReport
+    from papersys.ingest.audit import AuditReport
     from papersys.ingest.harvest import IngestReport
     from papersys.ingest.snapshot.load import SnapshotReport
     from papersys.migrate.report import MigrationReport
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from papersys.search.results import Paper, SearchResult
     from papersys.status import StatusReport
 
-    R = TypeVar("R", IngestReport, SnapshotReport)
+    R = TypeVar("R", IngestReport, SnapshotReport, AuditReport)
 
 
 def layout_of(config: Config) -> Layout:
@@ -87,6 +88,43 @@ def ingest_snapshot(
         details={"snapshot": str(path)},
     )
     refresh_coverage(config, runtime)
+    return report
+
+
+def audit(
+    config: Config,
+    *,
+    start: date | None = None,
+    until: date | None = None,
+    sets: Sequence[str] | None = None,
+    repair: bool = False,
+    runtime: Runtime | None = None,
+) -> AuditReport:
+    """List arXiv's identifiers over a range and compare them with the store (missing, stale, deleted);
+    ``repair`` fetches and upserts exactly those records. The result is kept in ``state/audit.json``."""
+    from papersys.ingest.audit import AuditRequest, run_audit
+    from papersys.store.atomic import write_json
+
+    runtime = runtime or Runtime()
+    request = AuditRequest.build(
+        config.ingest, today=runtime.clock().date(), start=start, until=until, sets=sets, repair=repair
+    )
+
+    def work() -> AuditReport:
+        layout = layout_of(config)
+        report = run_audit(config.ingest, layout, request, runtime)
+        if report.fixed:
+            report = _with_text_index(config, report, runtime)
+        write_json(report.to_dict(), layout.audit_state)
+        for klass, ids in report.remaining.items():
+            runtime.observer.audit_gaps(klass, len(ids))
+        return report
+
+    # a repair writes the store (the metadata lock); a plain audit only reads it and writes audit.json
+    names = [locks.METADATA] if repair else []
+    report = run_job(config, "audit", lock_names=names, runtime=runtime, work=work, details={"repair": repair})
+    if report.fixed:
+        refresh_coverage(config, runtime)
     return report
 
 

@@ -114,6 +114,40 @@ def ingest(
 
 
 @cli.command()
+@click.option(
+    "--from",
+    "start",
+    callback=_parse_date,
+    metavar="YYYY-MM-DD",
+    help="First datestamp to audit (default: until minus ingest.audit_days - 1).",
+)
+@click.option("--until", callback=_parse_date, metavar="YYYY-MM-DD", help="Last datestamp (default: today).")
+@click.option("--set", "sets", multiple=True, metavar="SPEC", help="OAI set, e.g. cs or physics:hep-th (repeatable).")
+@click.option("--repair", is_flag=True, help="Fetch and store exactly the records found missing, stale or deleted.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, every id included.")
+@click.pass_context
+def audit(
+    ctx: click.Context,
+    *,
+    start: date | None,
+    until: date | None,
+    sets: tuple[str, ...],
+    repair: bool,
+    as_json: bool,
+) -> None:
+    """Compare arXiv's identifier list (ListIdentifiers) with the store: papers missing, stale or deleted
+    upstream. Exit status 0 when clean, 1 when gaps remain; the result is kept in data/state/audit.json."""
+    from papersys import service
+
+    with progress_runtime() as runtime:
+        report = service.audit(
+            ctx.obj.config(), start=start, until=until, sets=sets or None, repair=repair, runtime=runtime
+        )
+    _emit(report, as_json)
+    ctx.exit(0 if report.clean else 1)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (schema: devdoc/status.md).")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:

@@ -48,6 +48,12 @@ class Metrics:
         self.backlog_papers = Gauge(
             "papersys_backlog_papers", "Papers lacking a valid, current vector, by model", ["model"], registry=r
         )
+        self.audit_gaps_ids = Gauge(
+            "papersys_audit_gaps",
+            "Gaps the last audit left (after any repair), by class (missing, stale, deleted)",
+            ["class"],
+            registry=r,
+        )
         self.job_runs_total = Counter(
             "papersys_job_runs", "Job runs by job and outcome (ok, error, interrupted)", ["job", "outcome"], registry=r
         )
@@ -76,6 +82,9 @@ class Metrics:
 
     def backlog(self, model: str, count: int) -> None:
         self.backlog_papers.labels(model=model).set(count)
+
+    def audit_gaps(self, klass: str, count: int) -> None:
+        self.audit_gaps_ids.labels(**{"class": klass}).set(count)
 
     def job_finished(self, job: str, outcome: str, seconds: float) -> None:
         self.job_runs_total.labels(job=job, outcome=outcome).inc()
