@@ -65,6 +65,7 @@ def ingest(
         work=lambda: _with_text_index(config, run_harvest(config.ingest, layout_of(config), request, runtime), runtime),
     )
     refresh_coverage(config, runtime)
+    report_freshness(config, runtime)
     return report
 
 
@@ -125,7 +126,19 @@ def audit(
     report = run_job(config, "audit", lock_names=names, runtime=runtime, work=work, details={"repair": repair})
     if report.fixed:
         refresh_coverage(config, runtime)
+        report_freshness(config, runtime)
     return report
+
+
+def report_freshness(config: Config, runtime: Runtime) -> None:
+    """Tell the observer the newest stored datestamp (papersys_freshness_seconds). Best effort."""
+    from papersys.errors import PapersysError
+    from papersys.store.metadata import newest_datestamp
+
+    try:
+        runtime.observer.freshness(newest_datestamp(layout_of(config)))
+    except PapersysError as exc:
+        log.warning("freshness not measured: %s", exc)
 
 
 def _with_text_index(config: Config, report: R, runtime: Runtime) -> R:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -146,6 +147,18 @@ def scan_all(layout: Layout) -> pl.LazyFrame:
     if not files:
         return empty_metadata().lazy()
     return pl.scan_parquet(files)
+
+
+def newest_datestamp(layout: Layout) -> date | None:
+    """The newest datestamp in the store (how fresh the copy is); None for an empty store. Reads the
+    datestamp column only (a few MB at 3 M papers)."""
+    files = [layout.metadata_file(y) for y in layout.metadata_years()]
+    if not files:
+        return None
+    for path in files:
+        check_schema(path, METADATA_SCHEMA, "metadata")
+    newest = pl.scan_parquet(files).select(pl.col("datestamp").max()).collect().item()
+    return newest if isinstance(newest, date) else None
 
 
 @dataclass(frozen=True)
