@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from papersys.embed.autopatch import AutopatchReport, EngineFactory
     from papersys.embed.coverage import BacklogReport
     from papersys.ingest.audit import AuditReport
+    from papersys.ingest.feed import FeedReport
     from papersys.ingest.harvest import IngestReport
     from papersys.ingest.snapshot.load import SnapshotReport
     from papersys.migrate.report import MigrationReport
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from papersys.search.results import Paper, SearchResult
     from papersys.status import StatusReport
 
-    R = TypeVar("R", IngestReport, SnapshotReport, AuditReport)
+    R = TypeVar("R", IngestReport, SnapshotReport, AuditReport, FeedReport)
 
 
 def layout_of(config: Config) -> Layout:
@@ -89,6 +90,27 @@ def ingest_snapshot(
         details={"snapshot": str(path)},
     )
     refresh_coverage(config, runtime)
+    return report
+
+
+def ingest_feeds(config: Config, *, runtime: Runtime | None = None) -> FeedReport:
+    """Fetch arXiv's announcement feeds (``[ingest] feeds``) and store the papers announced there that the
+    store lacks (``source = "feed"``, replaced by their OAI record at the next harvest)."""
+    from papersys.ingest.feed import feed_url, run_feeds
+
+    runtime = runtime or Runtime()
+    url = feed_url(config.ingest)  # UsageError before any lock when no feed is configured
+
+    def work() -> FeedReport:
+        report = run_feeds(config.ingest, layout_of(config), runtime)
+        return _with_text_index(config, report, runtime) if report.stored else report
+
+    report = run_job(
+        config, "ingest-feeds", lock_names=[locks.METADATA], runtime=runtime, work=work, details={"url": url}
+    )
+    if report.stored:
+        refresh_coverage(config, runtime)
+        report_freshness(config, runtime)
     return report
 
 

@@ -135,9 +135,10 @@ def _age(seconds: float) -> str:
 
 def freshness_line(f: dict[str, Any]) -> str:
     """Status's freshness line: the newest stored datestamp and how old it is."""
+    feed = f"; newest feed item {f['newest_feed_item']}" if f.get("newest_feed_item") else ""
     if not f.get("newest_datestamp"):
-        return "no papers stored"
-    return f"newest datestamp {f['newest_datestamp']} ({_age(f['age_seconds'])} old)"
+        return "no papers stored" + feed
+    return f"newest datestamp {f['newest_datestamp']} ({_age(f['age_seconds'])} old){feed}"
 
 
 def audit_line(a: dict[str, Any]) -> str:
@@ -150,17 +151,33 @@ def audit_line(a: dict[str, Any]) -> str:
     return f"{a['at']} over {a['from']}..{a['until']}: {a['listed']:,} listed, {found}{repaired}; {left}"
 
 
+def _newest_feed_item(layout: Layout, problems: list[str]) -> str | None:
+    try:
+        state = read_json(layout.feed_state)
+    except PapersysError as exc:
+        problems.append(str(exc))
+        return None
+    feeds = state.get("feeds") if isinstance(state, dict) else None
+    stamps = [f.get("newest_item") for f in feeds.values() if isinstance(f, dict)] if isinstance(feeds, dict) else []
+    return max((str(s) for s in stamps if s), default=None)
+
+
 def _freshness(layout: Layout, now: datetime, problems: list[str]) -> dict[str, Any]:
     from papersys.store.metadata import newest_datestamp
 
+    fresh: dict[str, Any] = {
+        "newest_datestamp": None,
+        "age_seconds": None,
+        "newest_feed_item": _newest_feed_item(layout, problems),
+    }
     try:
         newest = newest_datestamp(layout)
     except StoreError:  # a damaged year file is already reported by the paper counts
-        return {"newest_datestamp": None, "age_seconds": None}
-    if newest is None:
-        return {"newest_datestamp": None, "age_seconds": None}
-    start = datetime(newest.year, newest.month, newest.day, tzinfo=UTC)
-    return {"newest_datestamp": newest.isoformat(), "age_seconds": round((now - start).total_seconds())}
+        return fresh
+    if newest is not None:
+        start = datetime(newest.year, newest.month, newest.day, tzinfo=UTC)
+        fresh |= {"newest_datestamp": newest.isoformat(), "age_seconds": round((now - start).total_seconds())}
+    return fresh
 
 
 def _audit(layout: Layout, problems: list[str]) -> dict[str, Any]:

@@ -85,6 +85,7 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None) -> No
     type=click.Path(dir_okay=False, path_type=Path),
     help="Bulk-load a Kaggle arxiv-metadata-oai-snapshot.json (.gz/.zst) instead of harvesting.",
 )
+@click.option("--feeds", is_flag=True, help="Fetch the announcement feeds ([ingest] feeds): this evening's new papers.")
 @click.option("--dry-run", is_flag=True, help="Harvest and count, but write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
@@ -95,6 +96,7 @@ def ingest(
     until: date | None,
     sets: tuple[str, ...],
     snapshot: Path | None,
+    feeds: bool,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -103,9 +105,13 @@ def ingest(
 
     if snapshot is not None and (start or until or sets):
         raise UsageError("--snapshot cannot be combined with --from, --until or --set")
+    if feeds and (snapshot is not None or start or until or sets or dry_run):
+        raise UsageError("--feeds cannot be combined with --snapshot, --from, --until, --set or --dry-run")
     with progress_runtime() as runtime:
-        if snapshot is not None:
-            report: Any = service.ingest_snapshot(state.config(), snapshot, dry_run=dry_run, runtime=runtime)
+        if feeds:
+            report: Any = service.ingest_feeds(state.config(), runtime=runtime)
+        elif snapshot is not None:
+            report = service.ingest_snapshot(state.config(), snapshot, dry_run=dry_run, runtime=runtime)
         else:
             report = service.ingest(
                 state.config(), start=start, until=until, sets=sets or None, dry_run=dry_run, runtime=runtime

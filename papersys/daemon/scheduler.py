@@ -1,6 +1,7 @@
 """``papersys serve``: APScheduler 3 BlockingScheduler running the same service calls as the CLI.
 
-Jobs ``ingest``, ``embed-autopatch`` and ``audit`` (with repair) fire from cron expressions; the HTTP API
+Jobs ``ingest``, ``embed-autopatch``, ``audit`` (with repair) and ``ingest-feeds`` (when feeds are
+configured) fire from cron expressions; the HTTP API
 ([api], web/server.py) answers queries from its own threads meanwhile, so a query never waits for a job; a
 failing job is logged with its traceback (jobrun.run_job already recorded and counted it) and the daemon lives
 on. SIGTERM/SIGINT set the shared cancel event, so running jobs stop at their next safe point and the daemon
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 INGEST = "ingest"
 EMBED = "embed-autopatch"
 AUDIT = "audit"
+FEEDS = "ingest-feeds"
 STARTUP = "startup"
 
 
@@ -54,7 +56,16 @@ def _audit(config: Config, runtime: Runtime) -> None:
     service.audit(config, repair=True, runtime=runtime)  # the last ingest.audit_days, every gap repaired
 
 
-JOBS: dict[str, Callable[[Config, Runtime], None]] = {INGEST: _ingest, EMBED: _embed, AUDIT: _audit}
+def _feeds(config: Config, runtime: Runtime) -> None:
+    service.ingest_feeds(config, runtime=runtime)
+
+
+JOBS: dict[str, Callable[[Config, Runtime], None]] = {
+    INGEST: _ingest,
+    EMBED: _embed,
+    AUDIT: _audit,
+    FEEDS: _feeds,
+}
 
 
 @dataclass
@@ -129,7 +140,10 @@ class Daemon:
         )
         # coalesce: runs missed while the host slept collapse into one; max_instances: never two at once
         options = {"coalesce": True, "max_instances": 1, "misfire_grace_time": sched.misfire_grace_s}
-        for name, expr in ((INGEST, sched.ingest_cron), (EMBED, sched.embed_cron), (AUDIT, sched.audit_cron)):
+        crons = [(INGEST, sched.ingest_cron), (EMBED, sched.embed_cron), (AUDIT, sched.audit_cron)]
+        if self.config.ingest.feeds:  # no feeds configured: no feed job
+            crons.append((FEEDS, sched.feed_cron))
+        for name, expr in crons:
             self._triggers[name] = cron_trigger(expr, sched.timezone)
             scheduler.add_job(self.run_guarded, self._triggers[name], args=[name], id=name, name=name, **options)
         if run_now:

@@ -6,7 +6,7 @@ lists every identifier of a datestamp range through the harvester's client (spac
 ``Retry-After``, resumption tokens, strict XML) and sorts every difference into one of three classes:
 
 - ``missing``: listed as live, not stored (and no stored tombstone at least as new);
-- ``stale``: listed with a newer datestamp than the stored row;
+- ``stale``: listed with a newer datestamp than the stored row, or stored only from a feed item;
 - ``deleted``: listed as deleted, still stored (the stored row no newer than the deletion).
 
 The repair fetches exactly those records (GetRecord for a few, ListRecords over the affected days for
@@ -35,7 +35,7 @@ from papersys.report import Report
 from papersys.runtime import Runtime
 from papersys.store.ids import id_expr, year_expr
 from papersys.store.layout import Layout
-from papersys.store.metadata import DELETION_SCHEMA, empty_metadata, read_deletions, upsert
+from papersys.store.metadata import DELETION_SCHEMA, FEED_SOURCE, empty_metadata, read_deletions, upsert
 from papersys.store.state import set_key
 
 __all__ = ["CLASSES", "AuditReport", "AuditRequest", "compare", "list_identifiers", "run_audit"]
@@ -241,8 +241,10 @@ def _stored(layout: Layout, ids: pl.Series) -> pl.DataFrame:
     years = set(pl.select(year_expr(pl.lit(ids)).unique()).to_series().drop_nulls().to_list())
     files = [layout.metadata_file(y) for y in sorted(years) if layout.metadata_file(y).exists()]
     if not files:
-        return pl.DataFrame(schema={"id": pl.String(), "stored": pl.Date()})
-    scan = pl.scan_parquet(files).select("id", pl.col("datestamp").alias("stored"))
+        return pl.DataFrame(schema={"id": pl.String(), "stored": pl.Date(), "stored_source": pl.String()})
+    scan = pl.scan_parquet(files).select(
+        "id", pl.col("datestamp").alias("stored"), pl.col("source").alias("stored_source")
+    )
     return scan.join(pl.LazyFrame({"id": ids}), on="id", how="semi").collect()
 
 
@@ -258,8 +260,8 @@ def compare(layout: Layout, listed: pl.DataFrame) -> pl.DataFrame:
         )
         .when(pl.col("stored").is_null())
         .then(pl.when(pl.col("tomb").is_null() | (pl.col("datestamp") > pl.col("tomb"))).then(pl.lit("missing")))
-        .when(pl.col("datestamp") > pl.col("stored"))
-        .then(pl.lit("stale"))
+        .when((pl.col("datestamp") > pl.col("stored")) | (pl.col("stored_source") == FEED_SOURCE))
+        .then(pl.lit("stale"))  # a feed row stands in until its OAI record is stored
     )
     gaps = joined.with_columns(klass.alias("class")).filter(pl.col("class").is_not_null())
     return gaps.select("id", "datestamp", "class").sort("datestamp", "id")

@@ -114,6 +114,11 @@ class Layout:
         return self.state_dir / "audit.json"
 
     @property
+    def feed_state(self) -> Path:
+        """Per feed URL: ETag / Last-Modified of the last answer, when fetched, its newest item, replacements."""
+        return self.state_dir / "feeds.json"
+
+    @property
     def deletions_file(self) -> Path:
         """Tombstones of records arXiv reported deleted (id, datestamp)."""
         return self.state_dir / "deleted.parquet"

@@ -34,6 +34,8 @@ METADATA_SCHEMA: Mapping[str, pl.DataType] = {
 COLUMNS = tuple(METADATA_SCHEMA)
 REQUIRED = ("id", "title", "abstract", "primary_category", "created", "datestamp", "source")
 DELETION_SCHEMA: Mapping[str, pl.DataType] = {"id": pl.String(), "datestamp": pl.Date()}
+# ``source`` of a row made from an announcement feed item: partial metadata until the OAI record replaces it
+FEED_SOURCE = "feed"
 # Year files are sorted by id and written in row groups of this many papers, so that reading a few papers
 # by id (search results) decompresses a few small row groups, skipped by their id statistics, instead of
 # the whole year (devdoc/search.md: 10 papers of a 200,000-paper year, ~140 ms in one row group).
@@ -224,7 +226,8 @@ def upsert(
 ) -> UpsertResult:
     """Merge ``records`` (metadata schema) and ``deletions`` (id, datestamp) into the year files.
 
-    Newest datestamp wins per id; on a tie the incoming row wins (a re-harvest refreshes). A deletion
+    Newest datestamp wins per id; on a tie the incoming row wins (a re-harvest refreshes). A feed row
+    (``source = "feed"``) is replaced by any other row whatever the datestamps, and never replaces one. A deletion
     removes the id when it is at least as new as the stored row, and is kept as a tombstone so that an
     older copy (a snapshot, a legacy file) cannot bring the paper back. Only changed files are rewritten.
     A caller merging year by year passes ``tombstones`` from one ``record_tombstones`` call, so the
@@ -270,17 +273,25 @@ def _upsert_year(
     live = with_tomb.filter(pl.col("_tomb").is_null() | (pl.col("datestamp") > pl.col("_tomb"))).drop("_tomb")
     superseded = incoming.height - live.height
 
-    old = existing.select("id", pl.col("datestamp").alias("_old"))
+    old = existing.select("id", pl.col("datestamp").alias("_old"), pl.col("source").alias("_old_source"))
     cand = live.join(old, on="id", how="left")
-    wins = cand.filter(pl.col("_old").is_null() | (pl.col("datestamp") >= pl.col("_old")))
+    # a feed row is a stand-in until the full record arrives: any other source replaces it whatever the
+    # datestamps, and a feed row never replaces a stored row; between rows of one kind, newest wins
+    feed_in, feed_old = pl.col("source") == FEED_SOURCE, pl.col("_old_source") == FEED_SOURCE
+    wins = cand.filter(
+        pl.col("_old").is_null()
+        | (~feed_in & feed_old)
+        | ((feed_in == feed_old) & (pl.col("datestamp") >= pl.col("_old")))
+    )
     superseded += cand.height - wins.height
-    new_rows = wins.filter(pl.col("_old").is_null()).drop("_old")
-    replacing = wins.filter(pl.col("_old").is_not_null()).drop("_old")
+    new_rows = wins.filter(pl.col("_old").is_null()).drop("_old", "_old_source")
+    replacing = wins.filter(pl.col("_old").is_not_null()).drop("_old", "_old_source")
 
     # a replacement that only re-states what is stored (same content) is "unchanged", not "updated"
     content = [c for c in COLUMNS if c not in ("id", "source")]
     compared = replacing.join(existing, on="id", how="left", suffix="_prev")
     same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}_prev")) for c in content])
+    same = same & ~((pl.col("source_prev") == FEED_SOURCE) & (pl.col("source") != FEED_SOURCE))  # feed → full
     changed_ids = compared.filter(~same)["id"]
     unchanged = replacing.height - changed_ids.len()
 

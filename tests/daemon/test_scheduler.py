@@ -20,7 +20,7 @@ from support.papers import synthetic_papers
 
 from papersys.config import Config, config_from_mapping
 from papersys.daemon.metrics import Metrics
-from papersys.daemon.scheduler import AUDIT, EMBED, INGEST, STARTUP, Daemon
+from papersys.daemon.scheduler import AUDIT, EMBED, FEEDS, INGEST, STARTUP, Daemon
 from papersys.store.jobs import read_jobs
 from papersys.store.layout import Layout
 
@@ -75,6 +75,12 @@ def test_scheduler_has_exactly_the_configured_jobs_and_triggers(tmp_path: Path) 
         assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 120
         assert job.func == daemon.run_guarded and job.args in ((INGEST,), (EMBED,), (AUDIT,))
     assert {j.id for j in Daemon(daemon.config).build(run_now=True).get_jobs()} == {INGEST, EMBED, AUDIT, STARTUP}
+    # the feed job exists only when feeds are configured, on feed_cron (default: 05:00 UTC, Monday to Friday)
+    with_feeds = Daemon(daemon_config(tmp_path, "http://127.0.0.1:9/oai", feeds=["cs"])).build(run_now=False)
+    feed_jobs = {job.id: job for job in with_feeds.get_jobs()}
+    assert set(feed_jobs) == {INGEST, EMBED, AUDIT, FEEDS}
+    trigger = str(feed_jobs[FEEDS].trigger)
+    assert "hour='5'" in trigger and "day_of_week='mon,tue,wed,thu,fri'" in trigger
 
 
 def test_the_audit_job_repairs_the_last_audit_days(tmp_path: Path, server: OAIServer) -> None:

@@ -32,7 +32,8 @@ def test_status_and_metrics_show_freshness_and_the_last_audit(
     gauge = metrics.registry.get_sample_value
 
     empty = service.status(config)
-    assert empty.freshness == {"newest_datestamp": None, "age_seconds": None} and empty.audit == {}
+    assert empty.freshness == {"newest_datestamp": None, "age_seconds": None, "newest_feed_item": None}
+    assert empty.audit == {}
     assert "freshness: no papers stored" in empty.summary() and "audit: never ran (`papersys audit`)" in empty.summary()
 
     hidden = [p.id for p in papers if not p.deleted][:2]
