@@ -12,7 +12,7 @@ import polars as pl
 from papersys.errors import StoreError
 from papersys.faults import crash_point
 from papersys.store.atomic import sweep_temp_files, write_parquet
-from papersys.store.ids import year_expr
+from papersys.store.ids import id_month_end_expr, year_expr
 from papersys.store.layout import Layout
 
 METADATA_SCHEMA: Mapping[str, pl.DataType] = {
@@ -151,6 +151,14 @@ def scan_all(layout: Layout) -> pl.LazyFrame:
     return pl.scan_parquet(files)
 
 
+def first_version_dates(records: pl.DataFrame) -> pl.DataFrame:
+    """``created`` bounded by the last day of the id's month: arXiv assigns the id when v1 is announced,
+    so a later date (the current endpoint's ``arXiv`` format sometimes gives a later version's) cannot be
+    v1's. Applied to every row entering the store; ``upsert`` also keeps the earliest ``created`` ever
+    stored for an id (data-formats.md, "created")."""
+    return records.with_columns(created=pl.min_horizontal("created", id_month_end_expr("id")))
+
+
 def newest_datestamp(layout: Layout) -> date | None:
     """The newest datestamp in the store (how fresh the copy is); None for an empty store. Reads the
     datestamp column only (a few MB at 3 M papers)."""
@@ -240,7 +248,7 @@ def upsert(
     if not dry_run:
         sweep_temp_files(layout.metadata_dir)
 
-    records = _newest_per_id(records).with_columns(_year=year_expr("id"))
+    records = first_version_dates(_newest_per_id(records)).with_columns(_year=year_expr("id"))
     if records["_year"].null_count():
         bad = records.filter(pl.col("_year").is_null())["id"].head(3).to_list()
         raise ValueError(f"records with invalid ids reached the store: {bad}")
@@ -273,7 +281,12 @@ def _upsert_year(
     live = with_tomb.filter(pl.col("_tomb").is_null() | (pl.col("datestamp") > pl.col("_tomb"))).drop("_tomb")
     superseded = incoming.height - live.height
 
-    old = existing.select("id", pl.col("datestamp").alias("_old"), pl.col("source").alias("_old_source"))
+    old = existing.select(
+        "id",
+        pl.col("datestamp").alias("_old"),
+        pl.col("source").alias("_old_source"),
+        pl.col("created").alias("_old_created"),
+    )
     cand = live.join(old, on="id", how="left")
     # a feed row is a stand-in until the full record arrives: any other source replaces it whatever the
     # datestamps, and a feed row never replaces a stored row; between rows of one kind, newest wins
@@ -284,8 +297,13 @@ def _upsert_year(
         | ((feed_in == feed_old) & (pl.col("datestamp") >= pl.col("_old")))
     )
     superseded += cand.height - wins.height
-    new_rows = wins.filter(pl.col("_old").is_null()).drop("_old", "_old_source")
-    replacing = wins.filter(pl.col("_old").is_not_null()).drop("_old", "_old_source")
+    new_rows = wins.filter(pl.col("_old").is_null()).drop("_old", "_old_source", "_old_created")
+    # the earliest first-version date ever stored for an id is kept: a later record cannot move it later
+    replacing = (
+        wins.filter(pl.col("_old").is_not_null())
+        .with_columns(created=pl.min_horizontal("created", "_old_created"))
+        .drop("_old", "_old_source", "_old_created")
+    )
 
     # a replacement that only re-states what is stored (same content) is "unchanged", not "updated"
     content = [c for c in COLUMNS if c not in ("id", "source")]
