@@ -221,10 +221,6 @@ class FeedReport:
     seconds: float = 0.0
     index: Report | None = None
 
-    @property
-    def fixed(self) -> int:  # rows written (the service refreshes the text index when any)
-        return len(self.stored)
-
     def counts(self) -> dict[str, int]:
         return {
             "items": self.items,
