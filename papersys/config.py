@@ -39,6 +39,7 @@ def is_set_spec(spec: str) -> bool:
 
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CATEGORY_RE = re.compile(r"^[a-z-]+(\.[A-Za-z-]+)?$")
+_FEED_RE = _CATEGORY_RE  # a feed is an archive (cs, hep-th) or a category (stat.ML)
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -63,6 +64,9 @@ class IngestConfig(_Frozen):
     window_days: Annotated[int, Field(ge=1)] = 30
     user_agent: str = "papersys (+https://github.com/papersys/papersys)"
     snapshot_chunk_lines: Annotated[int, Field(ge=1)] = 50_000
+    audit_days: Annotated[int, Field(ge=1)] = 7  # `papersys audit` and the daemon's audit: the last N days
+    feeds: tuple[str, ...] = ()  # arXiv announcement feeds, e.g. ("cs", "stat.ML"); () = off
+    feed_base_url: str = "https://rss.arxiv.org/rss"  # <feed_base_url>/<list>[+<list>...]
     auth_token: SecretStr = SecretStr("")  # "" = none; else sent as "Authorization: Bearer <token>"
     # user/password found in base_url (moved out of it, so the URL can be shown); sent as HTTP basic auth
     _url_credentials: tuple[str, SecretStr] | None = PrivateAttr(default=None)
@@ -97,7 +101,15 @@ class IngestConfig(_Frozen):
             return None
         return self._url_credentials[0], self._url_credentials[1].get_secret_value()
 
-    @field_validator("base_url")
+    @field_validator("feeds")
+    @classmethod
+    def _feeds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _FEED_RE.match(name):
+                raise ValueError(f"{name!r} is not an arXiv archive or category (e.g. 'cs', 'stat.ML', 'hep-th')")
+        return value
+
+    @field_validator("base_url", "feed_base_url")
     @classmethod
     def _url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
@@ -183,9 +195,13 @@ class SchedulerConfig(_Frozen):
     timezone: str = "UTC"
     ingest_cron: str = "0 3 * * *"
     embed_cron: str = "30 3 * * *"
+    audit_cron: str = "0 5 * * 0"  # weekly, Sunday 05:00: the last ingest.audit_days, gaps repaired
+    # arXiv announces at 20:00 New York time, Sunday to Thursday, and refreshes its feeds by midnight there:
+    # 05:00 UTC Monday to Friday is just after (00:00 EST / 01:00 EDT)
+    feed_cron: str = "0 5 * * 1-5"
     misfire_grace_s: Annotated[int, Field(ge=1)] = 3600
 
-    @field_validator("ingest_cron", "embed_cron")
+    @field_validator("ingest_cron", "embed_cron", "audit_cron", "feed_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         from papersys.daemon.cron import cron_trigger

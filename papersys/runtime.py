@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Protocol
 
@@ -51,6 +51,8 @@ class Observer(Protocol):
     def harvest_records(self, count: int) -> None: ...
     def embedded(self, model: str, count: int, seconds: float) -> None: ...
     def backlog(self, model: str, count: int) -> None: ...
+    def audit_gaps(self, klass: str, count: int) -> None: ...
+    def freshness(self, newest: date | None) -> None: ...
     def job_finished(self, job: str, outcome: str, seconds: float) -> None: ...
 
 
@@ -134,6 +136,12 @@ class NullObserver:
         return None
 
     def backlog(self, model: str, count: int) -> None:
+        return None
+
+    def audit_gaps(self, klass: str, count: int) -> None:
+        return None
+
+    def freshness(self, newest: date | None) -> None:
         return None
 
     def job_finished(self, job: str, outcome: str, seconds: float) -> None:

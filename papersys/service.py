@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from papersys.config import ModelConfig
     from papersys.embed.autopatch import AutopatchReport, EngineFactory
     from papersys.embed.coverage import BacklogReport
+    from papersys.ingest.audit import AuditReport
+    from papersys.ingest.feed import FeedReport
     from papersys.ingest.harvest import IngestReport
     from papersys.ingest.snapshot.load import SnapshotReport
     from papersys.migrate.report import MigrationReport
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from papersys.search.results import Paper, SearchResult
     from papersys.status import StatusReport
 
-    R = TypeVar("R", IngestReport, SnapshotReport)
+    R = TypeVar("R", IngestReport, SnapshotReport, AuditReport, FeedReport)
 
 
 def layout_of(config: Config) -> Layout:
@@ -64,6 +66,7 @@ def ingest(
         work=lambda: _with_text_index(config, run_harvest(config.ingest, layout_of(config), request, runtime), runtime),
     )
     refresh_coverage(config, runtime)
+    report_freshness(config, runtime)
     return report
 
 
@@ -88,6 +91,76 @@ def ingest_snapshot(
     )
     refresh_coverage(config, runtime)
     return report
+
+
+def ingest_feeds(config: Config, *, runtime: Runtime | None = None) -> FeedReport:
+    """Fetch arXiv's announcement feeds (``[ingest] feeds``) and store the papers announced there that the
+    store lacks (``source = "feed"``, replaced by their OAI record at the next harvest)."""
+    from papersys.ingest.feed import feed_url, run_feeds
+
+    runtime = runtime or Runtime()
+    url = feed_url(config.ingest)  # UsageError before any lock when no feed is configured
+
+    def work() -> FeedReport:
+        report = run_feeds(config.ingest, layout_of(config), runtime)
+        return _with_text_index(config, report, runtime) if report.stored else report
+
+    report = run_job(
+        config, "ingest-feeds", lock_names=[locks.METADATA], runtime=runtime, work=work, details={"url": url}
+    )
+    if report.stored:
+        refresh_coverage(config, runtime)
+        report_freshness(config, runtime)
+    return report
+
+
+def audit(
+    config: Config,
+    *,
+    start: date | None = None,
+    until: date | None = None,
+    sets: Sequence[str] | None = None,
+    repair: bool = False,
+    runtime: Runtime | None = None,
+) -> AuditReport:
+    """List arXiv's identifiers over a range and compare them with the store (missing, stale, deleted);
+    ``repair`` fetches and upserts exactly those records. The result is kept in ``state/audit.json``."""
+    from papersys.ingest.audit import AuditRequest, run_audit
+    from papersys.store.atomic import write_json
+
+    runtime = runtime or Runtime()
+    request = AuditRequest.build(
+        config.ingest, today=runtime.clock().date(), start=start, until=until, sets=sets, repair=repair
+    )
+
+    def work() -> AuditReport:
+        layout = layout_of(config)
+        report = run_audit(config.ingest, layout, request, runtime)
+        if report.fixed:
+            report = _with_text_index(config, report, runtime)
+        write_json(report.to_dict(), layout.audit_state)
+        for klass, ids in report.remaining.items():
+            runtime.observer.audit_gaps(klass, len(ids))
+        return report
+
+    # a repair writes the store (the metadata lock); a plain audit only reads it and writes audit.json
+    names = [locks.METADATA] if repair else []
+    report = run_job(config, "audit", lock_names=names, runtime=runtime, work=work, details={"repair": repair})
+    if report.fixed:
+        refresh_coverage(config, runtime)
+        report_freshness(config, runtime)
+    return report
+
+
+def report_freshness(config: Config, runtime: Runtime) -> None:
+    """Tell the observer the newest stored datestamp (papersys_freshness_seconds). Best effort."""
+    from papersys.errors import PapersysError
+    from papersys.store.metadata import newest_datestamp
+
+    try:
+        runtime.observer.freshness(newest_datestamp(layout_of(config)))
+    except PapersysError as exc:
+        log.warning("freshness not measured: %s", exc)
 
 
 def _with_text_index(config: Config, report: R, runtime: Runtime) -> R:

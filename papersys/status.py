@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,8 @@ class StatusReport:
     daemon: DaemonStatus
     disk_bytes: dict[str, int]
     text_index: dict[str, Any] = field(default_factory=dict)  # indexed papers, lag (search/text_build.py)
+    freshness: dict[str, Any] = field(default_factory=dict)  # newest stored datestamp and its age
+    audit: dict[str, Any] = field(default_factory=dict)  # the last `papersys audit` ({} if none)
     problems: tuple[str, ...] = ()
     seconds: float = 0.0
 
@@ -97,6 +100,8 @@ class StatusReport:
             )
             lines.append(_index_line(m))
         lines.append(f"full-text index: {text_index_state(self.text_index)}")
+        lines.append(f"freshness: {freshness_line(self.freshness)}")
+        lines.append(f"audit: {audit_line(self.audit)}")
         for key, mark in sorted(self.watermarks.items()):
             lines.append(
                 f"harvest {key}: watermark {mark['watermark']} (updated {mark['updated_at']}, {mark['source']})"
@@ -121,6 +126,84 @@ class StatusReport:
             lines.append("daemon: not running")
         lines += [f"problem: {p}" for p in self.problems]
         return lines
+
+
+def _age(seconds: float) -> str:
+    hours = seconds / 3600
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def freshness_line(f: dict[str, Any]) -> str:
+    """Status's freshness line: the newest stored datestamp and how old it is."""
+    feed = f"; newest feed item {f['newest_feed_item']}" if f.get("newest_feed_item") else ""
+    if not f.get("newest_datestamp"):
+        return "no papers stored" + feed
+    return f"newest datestamp {f['newest_datestamp']} ({_age(f['age_seconds'])} old){feed}"
+
+
+def audit_line(a: dict[str, Any]) -> str:
+    """Status's audit line: when, over what, what it found and what is left."""
+    if not a:
+        return "never ran (`papersys audit`)"
+    found = ", ".join(f"{a['counts'].get(c, 0)} {c}" for c in ("missing", "stale", "deleted"))
+    repaired = f"; repaired {a['fixed']}" if a["repaired"] else ""
+    left = "clean" if a["clean"] else f"{sum(a['remaining'].values())} gap(s) remain"
+    return f"{a['at']} over {a['from']}..{a['until']}: {a['listed']:,} listed, {found}{repaired}; {left}"
+
+
+def _newest_feed_item(layout: Layout, problems: list[str]) -> str | None:
+    try:
+        state = read_json(layout.feed_state)
+    except PapersysError as exc:
+        problems.append(str(exc))
+        return None
+    feeds = state.get("feeds") if isinstance(state, dict) else None
+    stamps = [f.get("newest_item") for f in feeds.values() if isinstance(f, dict)] if isinstance(feeds, dict) else []
+    return max((str(s) for s in stamps if s), default=None)
+
+
+def _freshness(layout: Layout, now: datetime, problems: list[str]) -> dict[str, Any]:
+    from papersys.store.metadata import newest_datestamp
+
+    fresh: dict[str, Any] = {
+        "newest_datestamp": None,
+        "age_seconds": None,
+        "newest_feed_item": _newest_feed_item(layout, problems),
+    }
+    try:
+        newest = newest_datestamp(layout)
+    except StoreError:  # a damaged year file is already reported by the paper counts
+        return fresh
+    if newest is not None:
+        start = datetime(newest.year, newest.month, newest.day, tzinfo=UTC)
+        fresh |= {"newest_datestamp": newest.isoformat(), "age_seconds": round((now - start).total_seconds())}
+    return fresh
+
+
+def _audit(layout: Layout, problems: list[str]) -> dict[str, Any]:
+    try:
+        saved = read_json(layout.audit_state)
+    except PapersysError as exc:
+        problems.append(str(exc))
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    try:
+        return {
+            "at": saved["at"],
+            "from": saved["from"],
+            "until": saved["until"],
+            "sets": saved["sets"],
+            "listed": saved["listed"],
+            "counts": saved["counts"],
+            "repaired": saved["repaired"],
+            "fixed": saved["fixed"],
+            "remaining": {c: len(ids) for c, ids in saved["remaining"].items()},
+            "clean": saved["clean"],
+        }
+    except (KeyError, TypeError, AttributeError):
+        problems.append(f"{layout.audit_state}: not a papersys audit result (run papersys audit again)")
+        return {}
 
 
 def _index_line(m: ModelStatus) -> str:
@@ -316,6 +399,8 @@ def collect_status(config: Config) -> StatusReport:
         daemon=_daemon(layout),
         disk_bytes=_disk(layout),
         text_index=_text_index(layout, sum(papers.values())),
+        freshness=_freshness(layout, datetime.now(UTC), problems),
+        audit=_audit(layout, problems),
         problems=tuple(problems),
         seconds=round(time.monotonic() - started, 3),
     )

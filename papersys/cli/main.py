@@ -85,6 +85,7 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None) -> No
     type=click.Path(dir_okay=False, path_type=Path),
     help="Bulk-load a Kaggle arxiv-metadata-oai-snapshot.json (.gz/.zst) instead of harvesting.",
 )
+@click.option("--feeds", is_flag=True, help="Fetch the announcement feeds ([ingest] feeds): this evening's new papers.")
 @click.option("--dry-run", is_flag=True, help="Harvest and count, but write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
@@ -95,6 +96,7 @@ def ingest(
     until: date | None,
     sets: tuple[str, ...],
     snapshot: Path | None,
+    feeds: bool,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -103,14 +105,52 @@ def ingest(
 
     if snapshot is not None and (start or until or sets):
         raise UsageError("--snapshot cannot be combined with --from, --until or --set")
+    if feeds and (snapshot is not None or start or until or sets or dry_run):
+        raise UsageError("--feeds cannot be combined with --snapshot, --from, --until, --set or --dry-run")
     with progress_runtime() as runtime:
-        if snapshot is not None:
-            report: Any = service.ingest_snapshot(state.config(), snapshot, dry_run=dry_run, runtime=runtime)
+        if feeds:
+            report: Any = service.ingest_feeds(state.config(), runtime=runtime)
+        elif snapshot is not None:
+            report = service.ingest_snapshot(state.config(), snapshot, dry_run=dry_run, runtime=runtime)
         else:
             report = service.ingest(
                 state.config(), start=start, until=until, sets=sets or None, dry_run=dry_run, runtime=runtime
             )
     _emit(report, as_json)
+
+
+@cli.command()
+@click.option(
+    "--from",
+    "start",
+    callback=_parse_date,
+    metavar="YYYY-MM-DD",
+    help="First datestamp to audit (default: until minus ingest.audit_days - 1).",
+)
+@click.option("--until", callback=_parse_date, metavar="YYYY-MM-DD", help="Last datestamp (default: today).")
+@click.option("--set", "sets", multiple=True, metavar="SPEC", help="OAI set, e.g. cs or physics:hep-th (repeatable).")
+@click.option("--repair", is_flag=True, help="Fetch and store exactly the records found missing, stale or deleted.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, every id included.")
+@click.pass_context
+def audit(
+    ctx: click.Context,
+    *,
+    start: date | None,
+    until: date | None,
+    sets: tuple[str, ...],
+    repair: bool,
+    as_json: bool,
+) -> None:
+    """Compare arXiv's identifier list (ListIdentifiers) with the store: papers missing, stale or deleted
+    upstream. Exit status 0 when clean, 1 when gaps remain; the result is kept in data/state/audit.json."""
+    from papersys import service
+
+    with progress_runtime() as runtime:
+        report = service.audit(
+            ctx.obj.config(), start=start, until=until, sets=sets or None, repair=repair, runtime=runtime
+        )
+    _emit(report, as_json)
+    ctx.exit(0 if report.clean else 1)
 
 
 @cli.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from papersys.status import ModelStatus, StatusReport, text_index_state
+from papersys.status import ModelStatus, StatusReport, audit_line, freshness_line, text_index_state
 
 
 def render_status(report: StatusReport, console: Console | None = None) -> None:
@@ -75,6 +75,9 @@ def _runs_table(report: StatusReport) -> Table:
     current = report.text_index.get("current") and report.text_index.get("updated_at")
     text_state = text_index_state(report.text_index)
     table.add_row("full-text index", text_state if current else f"[yellow]{text_state}[/yellow]")
+    table.add_row("freshness", freshness_line(report.freshness))
+    audit = audit_line(report.audit)
+    table.add_row("audit", audit if report.audit.get("clean") else f"[yellow]{audit}[/yellow]")
     table.add_row("daemon", _daemon_line(report))
     return table
 

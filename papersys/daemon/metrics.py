@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+from datetime import UTC, date, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.platform_collector import PlatformCollector
@@ -48,6 +50,19 @@ class Metrics:
         self.backlog_papers = Gauge(
             "papersys_backlog_papers", "Papers lacking a valid, current vector, by model", ["model"], registry=r
         )
+        self.audit_gaps_ids = Gauge(
+            "papersys_audit_gaps",
+            "Gaps the last audit left (after any repair), by class (missing, stale, deleted)",
+            ["class"],
+            registry=r,
+        )
+        self._newest: float | None = None  # Unix time of 00:00 UTC of the newest stored datestamp
+        self.freshness_seconds = Gauge(
+            "papersys_freshness_seconds",
+            "Seconds since the start (00:00 UTC) of the newest datestamp in the store (NaN: empty store)",
+            registry=r,
+        )
+        self.freshness_seconds.set_function(self._age)
         self.job_runs_total = Counter(
             "papersys_job_runs", "Job runs by job and outcome (ok, error, interrupted)", ["job", "outcome"], registry=r
         )
@@ -76,6 +91,17 @@ class Metrics:
 
     def backlog(self, model: str, count: int) -> None:
         self.backlog_papers.labels(model=model).set(count)
+
+    def audit_gaps(self, klass: str, count: int) -> None:
+        self.audit_gaps_ids.labels(**{"class": klass}).set(count)
+
+    def freshness(self, newest: date | None) -> None:
+        self._newest = (
+            None if newest is None else datetime(newest.year, newest.month, newest.day, tzinfo=UTC).timestamp()
+        )
+
+    def _age(self) -> float:
+        return math.nan if self._newest is None else time.time() - self._newest
 
     def job_finished(self, job: str, outcome: str, seconds: float) -> None:
         self.job_runs_total.labels(job=job, outcome=outcome).inc()

@@ -1,9 +1,11 @@
 """``papersys serve``: APScheduler 3 BlockingScheduler running the same service calls as the CLI.
 
-Jobs ``ingest`` and ``embed-autopatch`` fire from cron expressions; the HTTP API ([api], web/server.py)
-answers queries from its own threads meanwhile, so a query never waits for a job; a failing job is logged with its
-traceback (jobrun.run_job already recorded and counted it) and the daemon lives on. SIGTERM/SIGINT set the
-shared cancel event, so running jobs stop at their next safe point and the daemon exits 0.
+Jobs ``ingest``, ``embed-autopatch``, ``audit`` (with repair) and ``ingest-feeds`` (when feeds are
+configured) fire from cron expressions; the HTTP API
+([api], web/server.py) answers queries from its own threads meanwhile, so a query never waits for a job; a
+failing job is logged with its traceback (jobrun.run_job already recorded and counted it) and the daemon lives
+on. SIGTERM/SIGINT set the shared cancel event, so running jobs stop at their next safe point and the daemon
+exits 0.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 
 INGEST = "ingest"
 EMBED = "embed-autopatch"
+AUDIT = "audit"
+FEEDS = "ingest-feeds"
 STARTUP = "startup"
 
 
@@ -48,7 +52,20 @@ def _embed(config: Config, runtime: Runtime) -> None:
     service.embed_autopatch(config, runtime=runtime)
 
 
-JOBS: dict[str, Callable[[Config, Runtime], None]] = {INGEST: _ingest, EMBED: _embed}
+def _audit(config: Config, runtime: Runtime) -> None:
+    service.audit(config, repair=True, runtime=runtime)  # the last ingest.audit_days, every gap repaired
+
+
+def _feeds(config: Config, runtime: Runtime) -> None:
+    service.ingest_feeds(config, runtime=runtime)
+
+
+JOBS: dict[str, Callable[[Config, Runtime], None]] = {
+    INGEST: _ingest,
+    EMBED: _embed,
+    AUDIT: _audit,
+    FEEDS: _feeds,
+}
 
 
 @dataclass
@@ -123,7 +140,10 @@ class Daemon:
         )
         # coalesce: runs missed while the host slept collapse into one; max_instances: never two at once
         options = {"coalesce": True, "max_instances": 1, "misfire_grace_time": sched.misfire_grace_s}
-        for name, expr in ((INGEST, sched.ingest_cron), (EMBED, sched.embed_cron)):
+        crons = [(INGEST, sched.ingest_cron), (EMBED, sched.embed_cron), (AUDIT, sched.audit_cron)]
+        if self.config.ingest.feeds:  # no feeds configured: no feed job
+            crons.append((FEEDS, sched.feed_cron))
+        for name, expr in crons:
             self._triggers[name] = cron_trigger(expr, sched.timezone)
             scheduler.add_job(self.run_guarded, self._triggers[name], args=[name], id=name, name=name, **options)
         if run_now:
@@ -168,6 +188,7 @@ class Daemon:
             if self.metrics is not None:  # only now: a refused second daemon must not take the port
                 self.metrics_address = self._serve_metrics(self.metrics)
                 self.observer = self.metrics
+                prime_metrics(self.config, self.metrics)
             if self.api is not None:  # likewise: bound only by the daemon that holds the lock
                 self.api_address = self.api.start()
             scheduler = self.build(run_now=run_now)
@@ -209,6 +230,24 @@ class Daemon:
         while not self._scheduler.running:  # a signal may arrive before start() got going
             time.sleep(0.05)
         self._scheduler.shutdown(wait=True)
+
+
+def prime_metrics(config: Config, observer: Observer) -> None:
+    """Freshness and the last audit's gaps as the store holds them now, so a scrape before the first job
+    run shows them too. Best effort: a damaged store is reported by the jobs and by status."""
+    from papersys.store.atomic import read_json
+
+    service.report_freshness(config, Runtime(observer=observer))
+    try:
+        saved = read_json(Layout(config.data_dir).audit_state)
+    except PapersysError as exc:
+        log.warning("last audit not read: %s", exc)
+        return
+    remaining = saved.get("remaining") if isinstance(saved, dict) else None
+    if isinstance(remaining, dict):
+        for klass, ids in remaining.items():
+            if isinstance(ids, list):
+                observer.audit_gaps(str(klass), len(ids))
 
 
 def run_daemon(config: Config, *, run_now: bool = False) -> list[tuple[str, str]]:

@@ -219,13 +219,21 @@ class OAIClient:
     @staticmethod
     def _describe(params: dict[str, Any]) -> str:
         if "resumptionToken" in params:
-            return f"ListRecords page (token {str(params['resumptionToken'])[:60]})"
+            return f"{params.get('verb', 'list')} page (token {str(params['resumptionToken'])[:60]})"
         parts = [f"{k}={v}" for k, v in params.items() if k != "verb"]
         return f"{params.get('verb', 'request')} {' '.join(parts)}"
 
-    def pages(self, *, metadata_prefix: str, start: date, until: date, set_spec: str | None) -> Iterator[Page]:
-        """Every page of one ListRecords list. noRecordsMatch yields nothing; a rejected token raises
-        BadResumptionToken; other OAI errors raise HarvestError."""
+    def pages(
+        self,
+        *,
+        metadata_prefix: str,
+        start: date,
+        until: date,
+        set_spec: str | None,
+        verb: str = "ListRecords",
+    ) -> Iterator[Page]:
+        """Every page of one ListRecords (or ListIdentifiers) list. noRecordsMatch yields nothing; a rejected
+        token raises BadResumptionToken; other OAI errors raise HarvestError."""
         params: dict[str, Any] = {
             "metadataPrefix": metadata_prefix,
             "from": start.isoformat(),
@@ -235,7 +243,9 @@ class OAIClient:
             params["set"] = set_spec
         sickle = _ArxivSickle(self)
         try:
-            iterator = sickle.ListRecords(**params)
+            if verb not in ("ListRecords", "ListIdentifiers"):
+                raise ValueError(f"not a list verb: {verb}")
+            iterator = getattr(sickle, verb)(**params)
             for response in iterator:
                 token = response.xml.find(f".//{OAI_NS}resumptionToken")
                 size = token.get("completeListSize") if token is not None else None
@@ -247,6 +257,17 @@ class OAIClient:
         except _OAI_ERRORS as exc:
             name = type(exc).__name__
             code = name[0].lower() + name[1:]  # sickle's class for OAI error code badArgument is BadArgument
-            raise HarvestError(
-                self._describe({"verb": "ListRecords", **params}), f"server answered {code}: {exc}"
-            ) from exc
+            raise HarvestError(self._describe({"verb": verb, **params}), f"server answered {code}: {exc}") from exc
+
+    def get_record(self, identifier: str, *, metadata_prefix: str) -> etree._Element | None:
+        """One GetRecord answer (the whole document), or None when the server says idDoesNotExist."""
+        params = {"verb": "GetRecord", "identifier": identifier, "metadataPrefix": metadata_prefix}
+        sickle = _ArxivSickle(self)
+        try:
+            response = sickle.GetRecord(**{k: v for k, v in params.items() if k != "verb"})
+        except oaiexceptions.IdDoesNotExist:
+            return None
+        except _OAI_ERRORS as exc:
+            raise HarvestError(self._describe(params), f"server answered {type(exc).__name__}: {exc}") from exc
+        root: etree._Element = response.xml
+        return root

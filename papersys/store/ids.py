@@ -15,6 +15,8 @@ _OAI_PREFIX = "oai:arXiv.org:"
 
 # polars twins of the regexes above, for vectorised use over whole columns
 _NEW_YY = r"^(\d{2})\d{2}\.\d{4,5}$"
+_NEW_YYMM = r"^(\d{4})\.\d{4,5}$"
+_OLD_YYMM = r"^[a-z][a-z-]*(?:\.[A-Z]{2})?/(\d{4})\d{3}$"
 _OLD_YY = r"^[a-z][a-z-]*(?:\.[A-Z]{2})?/(\d{2})\d{5}$"
 
 
@@ -68,3 +70,18 @@ def year_expr(column: str | pl.Expr = "id") -> pl.Expr:
     old_yy = col.str.extract(_OLD_YY, 1).cast(pl.Int32)
     old_year = pl.when(old_yy >= 91).then(old_yy + 1900).otherwise(old_yy + 2000)
     return pl.coalesce(new_yy + 2000, old_year)
+
+
+def id_month_end_expr(column: str | pl.Expr = "id") -> pl.Expr:
+    """The last day of the month an id was assigned in (``2511.23462`` → 2025-11-30, ``hep-th/9901001`` →
+    1999-01-31); null for an invalid id. arXiv assigns the id when v1 is announced, so no first version is
+    dated after it (it can be months earlier: a held submission)."""
+    col = pl.col(column) if isinstance(column, str) else column
+    new_ym = col.str.extract(_NEW_YYMM, 1)
+    old_ym = col.str.extract(_OLD_YYMM, 1)
+    yymm = pl.coalesce(new_ym, old_ym)
+    yy = yymm.str.slice(0, 2).cast(pl.Int32)
+    mm = yymm.str.slice(2, 2).cast(pl.Int32)
+    year = pl.when(new_ym.is_not_null()).then(yy + 2000).when(yy >= 91).then(yy + 1900).otherwise(yy + 2000)
+    valid = year_expr(col).is_not_null() & mm.is_between(1, 12)
+    return pl.when(valid).then(pl.date(year, mm, 1).dt.month_end())

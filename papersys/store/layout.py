@@ -109,6 +109,16 @@ class Layout:
         return self.state_dir / "daemon.json"
 
     @property
+    def audit_state(self) -> Path:
+        """The result of the last ``papersys audit`` (what it compared, the gaps it found and repaired)."""
+        return self.state_dir / "audit.json"
+
+    @property
+    def feed_state(self) -> Path:
+        """Per feed URL: ETag / Last-Modified of the last answer, when fetched, its newest item, replacements."""
+        return self.state_dir / "feeds.json"
+
+    @property
     def deletions_file(self) -> Path:
         """Tombstones of records arXiv reported deleted (id, datestamp)."""
         return self.state_dir / "deleted.parquet"

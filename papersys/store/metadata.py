@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -11,7 +12,7 @@ import polars as pl
 from papersys.errors import StoreError
 from papersys.faults import crash_point
 from papersys.store.atomic import sweep_temp_files, write_parquet
-from papersys.store.ids import year_expr
+from papersys.store.ids import id_month_end_expr, year_expr
 from papersys.store.layout import Layout
 
 METADATA_SCHEMA: Mapping[str, pl.DataType] = {
@@ -33,6 +34,8 @@ METADATA_SCHEMA: Mapping[str, pl.DataType] = {
 COLUMNS = tuple(METADATA_SCHEMA)
 REQUIRED = ("id", "title", "abstract", "primary_category", "created", "datestamp", "source")
 DELETION_SCHEMA: Mapping[str, pl.DataType] = {"id": pl.String(), "datestamp": pl.Date()}
+# ``source`` of a row made from an announcement feed item: partial metadata until the OAI record replaces it
+FEED_SOURCE = "feed"
 # Year files are sorted by id and written in row groups of this many papers, so that reading a few papers
 # by id (search results) decompresses a few small row groups, skipped by their id statistics, instead of
 # the whole year (devdoc/search.md: 10 papers of a 200,000-paper year, ~140 ms in one row group).
@@ -148,6 +151,26 @@ def scan_all(layout: Layout) -> pl.LazyFrame:
     return pl.scan_parquet(files)
 
 
+def first_version_dates(records: pl.DataFrame) -> pl.DataFrame:
+    """``created`` bounded by the last day of the id's month: arXiv assigns the id when v1 is announced,
+    so a later date (the current endpoint's ``arXiv`` format sometimes gives a later version's) cannot be
+    v1's. Applied to every row entering the store; ``upsert`` also keeps the earliest ``created`` ever
+    stored for an id (data-formats.md, "created")."""
+    return records.with_columns(created=pl.min_horizontal("created", id_month_end_expr("id")))
+
+
+def newest_datestamp(layout: Layout) -> date | None:
+    """The newest datestamp in the store (how fresh the copy is); None for an empty store. Reads the
+    datestamp column only (a few MB at 3 M papers)."""
+    files = [layout.metadata_file(y) for y in layout.metadata_years()]
+    if not files:
+        return None
+    for path in files:
+        check_schema(path, METADATA_SCHEMA, "metadata")
+    newest = pl.scan_parquet(files).select(pl.col("datestamp").max()).collect().item()
+    return newest if isinstance(newest, date) else None
+
+
 @dataclass(frozen=True)
 class YearChange:
     year: int
@@ -211,7 +234,8 @@ def upsert(
 ) -> UpsertResult:
     """Merge ``records`` (metadata schema) and ``deletions`` (id, datestamp) into the year files.
 
-    Newest datestamp wins per id; on a tie the incoming row wins (a re-harvest refreshes). A deletion
+    Newest datestamp wins per id; on a tie the incoming row wins (a re-harvest refreshes). A feed row
+    (``source = "feed"``) is replaced by any other row whatever the datestamps, and never replaces one. A deletion
     removes the id when it is at least as new as the stored row, and is kept as a tombstone so that an
     older copy (a snapshot, a legacy file) cannot bring the paper back. Only changed files are rewritten.
     A caller merging year by year passes ``tombstones`` from one ``record_tombstones`` call, so the
@@ -224,7 +248,7 @@ def upsert(
     if not dry_run:
         sweep_temp_files(layout.metadata_dir)
 
-    records = _newest_per_id(records).with_columns(_year=year_expr("id"))
+    records = first_version_dates(_newest_per_id(records)).with_columns(_year=year_expr("id"))
     if records["_year"].null_count():
         bad = records.filter(pl.col("_year").is_null())["id"].head(3).to_list()
         raise ValueError(f"records with invalid ids reached the store: {bad}")
@@ -257,17 +281,35 @@ def _upsert_year(
     live = with_tomb.filter(pl.col("_tomb").is_null() | (pl.col("datestamp") > pl.col("_tomb"))).drop("_tomb")
     superseded = incoming.height - live.height
 
-    old = existing.select("id", pl.col("datestamp").alias("_old"))
+    old = existing.select(
+        "id",
+        pl.col("datestamp").alias("_old"),
+        pl.col("source").alias("_old_source"),
+        pl.col("created").alias("_old_created"),
+    )
     cand = live.join(old, on="id", how="left")
-    wins = cand.filter(pl.col("_old").is_null() | (pl.col("datestamp") >= pl.col("_old")))
+    # a feed row is a stand-in until the full record arrives: any other source replaces it whatever the
+    # datestamps, and a feed row never replaces a stored row; between rows of one kind, newest wins
+    feed_in, feed_old = pl.col("source") == FEED_SOURCE, pl.col("_old_source") == FEED_SOURCE
+    wins = cand.filter(
+        pl.col("_old").is_null()
+        | (~feed_in & feed_old)
+        | ((feed_in == feed_old) & (pl.col("datestamp") >= pl.col("_old")))
+    )
     superseded += cand.height - wins.height
-    new_rows = wins.filter(pl.col("_old").is_null()).drop("_old")
-    replacing = wins.filter(pl.col("_old").is_not_null()).drop("_old")
+    new_rows = wins.filter(pl.col("_old").is_null()).drop("_old", "_old_source", "_old_created")
+    # the earliest first-version date ever stored for an id is kept: a later record cannot move it later
+    replacing = (
+        wins.filter(pl.col("_old").is_not_null())
+        .with_columns(created=pl.min_horizontal("created", "_old_created"))
+        .drop("_old", "_old_source", "_old_created")
+    )
 
     # a replacement that only re-states what is stored (same content) is "unchanged", not "updated"
     content = [c for c in COLUMNS if c not in ("id", "source")]
     compared = replacing.join(existing, on="id", how="left", suffix="_prev")
     same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}_prev")) for c in content])
+    same = same & ~((pl.col("source_prev") == FEED_SOURCE) & (pl.col("source") != FEED_SOURCE))  # feed → full
     changed_ids = compared.filter(~same)["id"]
     unchanged = replacing.height - changed_ids.len()
 

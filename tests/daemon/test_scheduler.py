@@ -20,7 +20,7 @@ from support.papers import synthetic_papers
 
 from papersys.config import Config, config_from_mapping
 from papersys.daemon.metrics import Metrics
-from papersys.daemon.scheduler import EMBED, INGEST, STARTUP, Daemon
+from papersys.daemon.scheduler import AUDIT, EMBED, FEEDS, INGEST, STARTUP, Daemon
 from papersys.store.jobs import read_jobs
 from papersys.store.layout import Layout
 
@@ -50,6 +50,7 @@ def daemon_config(tmp_path: Path, url: str, **ingest: object) -> Config:
             "scheduler": {
                 "ingest_cron": "15 4 * * 1-5",
                 "embed_cron": "*/30 * * * *",
+                "audit_cron": "0 6 * * 6",
                 "timezone": "Europe/Berlin",
                 "misfire_grace_s": 120,
             },
@@ -64,15 +65,41 @@ def test_scheduler_has_exactly_the_configured_jobs_and_triggers(tmp_path: Path) 
     daemon = Daemon(daemon_config(tmp_path, "http://127.0.0.1:9/oai"))
     scheduler = daemon.build(run_now=False)
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {INGEST, EMBED}
+    assert set(jobs) == {INGEST, EMBED, AUDIT}
     ingest = str(jobs[INGEST].trigger)
     assert "minute='15'" in ingest and "hour='4'" in ingest and "day_of_week='mon,tue,wed,thu,fri'" in ingest
     assert "minute='*/30'" in str(jobs[EMBED].trigger)
+    assert "hour='6'" in str(jobs[AUDIT].trigger) and "day_of_week='sat'" in str(jobs[AUDIT].trigger)
     assert str(jobs[INGEST].trigger.timezone) == "Europe/Berlin"
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 120
-        assert job.func == daemon.run_guarded and job.args in ((INGEST,), (EMBED,))
-    assert {j.id for j in Daemon(daemon.config).build(run_now=True).get_jobs()} == {INGEST, EMBED, STARTUP}
+        assert job.func == daemon.run_guarded and job.args in ((INGEST,), (EMBED,), (AUDIT,))
+    assert {j.id for j in Daemon(daemon.config).build(run_now=True).get_jobs()} == {INGEST, EMBED, AUDIT, STARTUP}
+    # the feed job exists only when feeds are configured, on feed_cron (default: 05:00 UTC, Monday to Friday)
+    with_feeds = Daemon(daemon_config(tmp_path, "http://127.0.0.1:9/oai", feeds=["cs"])).build(run_now=False)
+    feed_jobs = {job.id: job for job in with_feeds.get_jobs()}
+    assert set(feed_jobs) == {INGEST, EMBED, AUDIT, FEEDS}
+    trigger = str(feed_jobs[FEEDS].trigger)
+    assert "hour='5'" in trigger and "day_of_week='mon,tue,wed,thu,fri'" in trigger
+
+
+def test_the_audit_job_repairs_the_last_audit_days(tmp_path: Path, server: OAIServer) -> None:
+    config = daemon_config(tmp_path, server.url, audit_days=7)
+    metrics = Metrics()
+    daemon = Daemon(config, observer=metrics)
+    assert daemon.run_guarded(INGEST) == "ok"
+    recent = max(PAPERS, key=lambda p: p.datestamp)
+    server.delete(recent.id, date.today())  # deleted upstream today: inside the last 7 days
+    assert daemon.run_guarded(AUDIT) == "ok"
+    runs = read_jobs(Layout(config.data_dir).jobs_log)
+    assert [(r["job"], r["outcome"]) for r in runs] == [("ingest", "ok"), ("audit", "ok")]
+    assert runs[1]["counts"]["deleted"] == 1 and runs[1]["counts"]["fixed"] == 1
+    assert runs[1]["counts"]["remaining"] == 0
+    saved = json.loads(Layout(config.data_dir).audit_state.read_text())
+    assert (
+        saved["from"] == (date.today() - timedelta(days=6)).isoformat() and saved["until"] == date.today().isoformat()
+    )
+    assert metrics.registry.get_sample_value("papersys_audit_gaps", {"class": "deleted"}) == 0
 
 
 def test_jobs_run_the_real_services_and_a_failure_does_not_stop_the_next(

@@ -154,6 +154,8 @@ def test_status_json_lists_every_documented_key(tmp_path: Path) -> None:
         "daemon",
         "disk_bytes",
         "text_index",
+        "freshness",
+        "audit",
         "problems",
         "seconds",
     }

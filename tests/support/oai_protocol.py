@@ -136,6 +136,9 @@ class Repository:
         self._expired: set[str] = set()
         self._legacy_queries: dict[int, dict[str, str]] = {}
         self._next_query = 726959  # legacy tokens looked like "726959|1001"
+        # ids ListRecords silently leaves out while ListIdentifiers and GetRecord still have them (the
+        # incomplete harvest the audit exists to catch)
+        self.hidden_from_list_records: frozenset[str] = frozenset()
 
     def expire_tokens(self) -> None:
         """Every token issued so far becomes a badResumptionToken (as after arXiv's daily expiry)."""
@@ -198,6 +201,9 @@ class Repository:
                 raise
             raise OAIError("badResumptionToken", f"The resumptionToken encodes a bad request: {err.message}") from None
         selected = index.select(start, until, set_spec)
+        hidden = self.hidden_from_list_records
+        if hidden and verb == "ListRecords":
+            selected = [p for p in selected if p.id not in hidden]
         if token is not None and skip >= len(selected):
             raise OAIError("badResumptionToken", "The resumptionToken points past the end of the list")
         if not selected:

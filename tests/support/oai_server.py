@@ -243,6 +243,11 @@ class OAIServer:
         """Mark a paper deleted as of ``datestamp`` (arXiv keeps deleted records: deletedRecord=persistent)."""
         self.papers = [p.as_deleted(datestamp) if p.id == arxiv_id else p for p in self.papers]
 
+    def hide_from_list_records(self, *ids: str) -> None:
+        """ListRecords silently leaves these ids out (no error, a shorter list); ListIdentifiers and
+        GetRecord still answer with them, as for a record arXiv's list missed."""
+        self.repository.hidden_from_list_records = frozenset(ids)
+
     def warm(self, metadata_prefix: str = "arXiv") -> None:
         """Render every record now, so the first harvest measures paging rather than rendering."""
         for paper in self.papers:
