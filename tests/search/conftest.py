@@ -9,12 +9,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 from support.builders import frame
-from support.embedding import CountingEngine
 from support.search_support import make_config, paper_rows
 
 from papersys import service
 from papersys.config import ModelConfig
-from papersys.embed.engines.base import Engine
 from papersys.search.encoder import export_query_encoder
 from papersys.search.encoder_dir import EncoderInfo
 from papersys.store.layout import Layout
@@ -42,14 +40,6 @@ def exported(tmp_path_factory: pytest.TempPathFactory, real_papers: list[dict[st
 @pytest.fixture(scope="session")
 def papers() -> pl.DataFrame:
     return pl.read_parquet(FIXTURES / "papers_400.parquet").head(PAPERS)
-
-
-@pytest.fixture(scope="session")
-def factory(minilm: Engine):  # type: ignore[no-untyped-def]
-    def make(_model: ModelConfig, _log: Path) -> Engine:
-        return CountingEngine(minilm)
-
-    return make
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 from support.builders import frame
-from support.embedding import CountingEngine
 from support.search_support import paper_rows
 from support.web_support import STORED, Api, serve, store_config
 
 from papersys import service
-from papersys.config import ModelConfig
-from papersys.embed.engines.base import Engine
 from papersys.store.layout import Layout
 from papersys.store.metadata import upsert
 
@@ -28,21 +25,13 @@ def web_papers() -> pl.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def engine_factory(minilm: Engine):  # type: ignore[no-untyped-def]
-    def make(_model: ModelConfig, _log: Path) -> Engine:
-        return CountingEngine(minilm)
-
-    return make
-
-
-@pytest.fixture(scope="session")
-def web_store(tmp_path_factory: pytest.TempPathFactory, web_papers: pl.DataFrame, engine_factory: object) -> Path:
+def web_store(tmp_path_factory: pytest.TempPathFactory, web_papers: pl.DataFrame, factory: object) -> Path:
     """A root holding data/ with STORED real papers, embedded and indexed (vectors and full text). Tests that
     change the store copy it (``copy_store``)."""
     root = tmp_path_factory.mktemp("web")
     config = store_config(root)
     upsert(Layout(config.data_dir), frame(*paper_rows(web_papers.head(STORED))))
-    service.embed_autopatch(config, engine_factory=engine_factory)  # type: ignore[arg-type]
+    service.embed_autopatch(config, engine_factory=factory)  # type: ignore[arg-type]
     service.index(config, text_only=True)
     return root
 

@@ -26,7 +26,7 @@ PER_THREAD = 25  # at least; each thread keeps asking until the writer is done
 
 @pytest.mark.slow
 def test_requests_from_8_threads_while_autopatch_swaps_the_index(
-    web_store: Path, tmp_path: Path, web_papers: pl.DataFrame, engine_factory: object
+    web_store: Path, tmp_path: Path, web_papers: pl.DataFrame, factory: object
 ) -> None:
     config = store_config(copy_store(web_store, tmp_path))
     layout = Layout(config.data_dir)
@@ -41,7 +41,7 @@ def test_requests_from_8_threads_while_autopatch_swaps_the_index(
     def write() -> None:
         try:
             upsert(layout, frame(*paper_rows(added)))
-            service.embed_autopatch(config, engine_factory=engine_factory)  # type: ignore[arg-type]
+            service.embed_autopatch(config, engine_factory=factory)  # type: ignore[arg-type]
             service.index(config, text_only=True)
         except Exception as exc:
             errors.append(f"writer: {exc!r}")
