@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -54,6 +54,24 @@ def _parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) 
         raise click.BadParameter(f"{value!r} is not a date of the form YYYY-MM-DD", param=param) from None
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _datestamp_range(from_help: str) -> Callable[[F], F]:
+    """``--from``, ``--until`` and ``--set``: the OAI range of ``ingest`` and ``audit``."""
+
+    def decorate(command: F) -> F:
+        command = click.option(
+            "--set", "sets", multiple=True, metavar="SPEC", help="OAI set, e.g. cs or physics:hep-th (repeatable)."
+        )(command)
+        command = click.option(
+            "--until", callback=_parse_date, metavar="YYYY-MM-DD", help="Last datestamp (default: today)."
+        )(command)
+        return click.option("--from", "start", callback=_parse_date, metavar="YYYY-MM-DD", help=from_help)(command)
+
+    return decorate
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="papersys")
 @click.option(
@@ -71,15 +89,7 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None) -> No
 
 
 @cli.command()
-@click.option(
-    "--from",
-    "start",
-    callback=_parse_date,
-    metavar="YYYY-MM-DD",
-    help="First datestamp to harvest (default: watermark minus overlap_days).",
-)
-@click.option("--until", callback=_parse_date, metavar="YYYY-MM-DD", help="Last datestamp (default: today).")
-@click.option("--set", "sets", multiple=True, metavar="SPEC", help="OAI set, e.g. cs or physics:hep-th (repeatable).")
+@_datestamp_range("First datestamp to harvest (default: watermark minus overlap_days).")
 @click.option(
     "--snapshot",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -120,15 +130,7 @@ def ingest(
 
 
 @cli.command()
-@click.option(
-    "--from",
-    "start",
-    callback=_parse_date,
-    metavar="YYYY-MM-DD",
-    help="First datestamp to audit (default: until minus ingest.audit_days - 1).",
-)
-@click.option("--until", callback=_parse_date, metavar="YYYY-MM-DD", help="Last datestamp (default: today).")
-@click.option("--set", "sets", multiple=True, metavar="SPEC", help="OAI set, e.g. cs or physics:hep-th (repeatable).")
+@_datestamp_range("First datestamp to audit (default: until minus ingest.audit_days - 1).")
 @click.option("--repair", is_flag=True, help="Fetch and store exactly the records found missing, stale or deleted.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, every id included.")
 @click.pass_context
