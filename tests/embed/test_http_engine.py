@@ -139,6 +139,40 @@ def test_5xx_are_retried_with_backoff_and_exhausted_retries_carry_the_servers_me
         engine.close()
 
 
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (openai_error("'input' is too long"), "HTTP 400: 'input' is too long"),  # OpenAI, newer vLLM
+        (b'{"error": "Input validation error: too long", "error_type": "Validation"}', "validation error: too long"),
+        (b'{"object": "error", "message": "vLLM says no", "code": 400}', "HTTP 400: vLLM says no"),  # older vLLM
+        (b'{"detail": [{"msg": "field required"}, {"msg": "too short"}]}', "HTTP 400: field required; too short"),
+        (b"<html>\n  plain\n  text </html>", "HTTP 400: <html> plain text </html>"),
+    ],
+)
+def test_a_client_error_is_not_retried_and_shows_the_servers_message(
+    proxy: FaultProxy, body: bytes, shown: str
+) -> None:
+    engine = OpenAIEngine(http_model(proxy.base_url, retries=3))
+    try:
+        proxy.inject((400, {"Content-Type": "application/json"}, body))
+        with pytest.raises(EngineError) as info:
+            engine.embed(["Black hole entropy from string theory"])
+        assert len(proxy.arrivals) == 1 and str(info.value).lower().endswith(shown.lower())
+    finally:
+        engine.close()
+
+
+def test_requests_go_out_concurrently_and_come_back_in_order(proxy: FaultProxy, minilm: Engine) -> None:
+    texts = [f"{t}\n{a}" for _, t, a in PAPERS] * 3  # 18 texts: 9 requests of 2, at most 4 at once
+    engine = OpenAIEngine(http_model(proxy.base_url, request_batch_size=2, concurrent_requests=4))
+    try:
+        served = engine.embed(texts)
+    finally:
+        engine.close()
+    assert len(proxy.arrivals) == 1 + 9 and 2 <= proxy.max_in_flight <= 4
+    assert np.allclose(served, minilm.embed(texts), atol=2e-3)
+
+
 def test_a_refused_key_and_a_wrong_dim_are_config_errors(infinity: Servers) -> None:
     with pytest.raises(EngineConfigError, match=r"refused model 'minilm': HTTP 401: Unauthorized"):
         OpenAIEngine(http_model(infinity[0].base_url, api_key="wrong-key"))

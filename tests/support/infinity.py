@@ -119,18 +119,29 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.arrivals: list[float] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests the proxy held at once (forwarded ones included)
         self._faults: list[Fault | Callable[[], Fault]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def inject(self, *faults: Fault | Callable[[], Fault]) -> None:
         with self._lock:
             self._faults = list(faults)
             self.arrivals.clear()
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _next(self) -> Fault | None:
         with self._lock:
@@ -150,10 +161,14 @@ class FaultProxy:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                answer = proxy._next()
-                if answer is None:
-                    keep = {k: v for k, v in self.headers.items() if k.lower() in {"authorization", "content-type"}}
-                    answer = proxy._forward(self.path, body, keep)
+                proxy._enter()
+                try:
+                    answer = proxy._next()
+                    if answer is None:
+                        keep = {k: v for k, v in self.headers.items() if k.lower() in {"authorization", "content-type"}}
+                        answer = proxy._forward(self.path, body, keep)
+                finally:
+                    proxy._leave()
                 status, headers, payload = answer
                 self.send_response(status)
                 for key, value in {**headers, "Content-Length": str(len(payload))}.items():
