@@ -136,7 +136,7 @@ class IngestConfig(_Frozen):
 class ModelConfig(_Frozen):
     alias: str = "minilm"
     name: str = DEFAULT_MODEL_NAME
-    backend: Literal["sentence_transformer", "vllm"] = "sentence_transformer"
+    backend: Literal["sentence_transformer", "vllm", "openai"] = "sentence_transformer"
     isolation: Literal["inline", "spawn"] = "inline"
     dim: Annotated[int, Field(gt=0)] = 384
     batch_size: Annotated[int, Field(gt=0)] = 32
@@ -153,6 +153,48 @@ class ModelConfig(_Frozen):
     worker_start_timeout_s: PositiveFloat = 900.0
     model_dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
+    # backend = "openai": a server's OpenAI-compatible /embeddings; ``name`` is the model name it serves
+    base_url: str = ""  # the root the OpenAI SDK takes, e.g. http://127.0.0.1:8000/v1; "/embeddings" is appended
+    api_key: SecretStr = SecretStr("")  # "" = none; else sent as "Authorization: Bearer <key>"; "env:NAME"
+    request_batch_size: Annotated[int, Field(gt=0)] = 32  # texts per HTTP request
+    concurrent_requests: Annotated[int, Field(gt=0, le=64)] = 4  # requests in flight at once
+    timeout_s: PositiveFloat = 60.0  # per request (connect and read)
+    retries: Annotated[int, Field(ge=0)] = 5  # on 408/429/5xx, timeouts and connection errors
+    backoff_s: NonNegFloat = 1.0  # the first retry's wait, doubled for each further one
+    max_retry_after_s: NonNegFloat = 120.0  # a longer Retry-After or backoff is cut to this
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _env_reference(cls, value: Any, info: ValidationInfo) -> Any:
+        env = (info.context or {}).get("env", os.environ)
+        return resolve_env_ref(value, env)
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, value: SecretStr) -> SecretStr:
+        check_header_value(value.get_secret_value())
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^/\s@]+(/\S*)?$", value):
+            raise ValueError("must be an http(s) URL without credentials (put a key in api_key)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _backend_keys(self) -> ModelConfig:
+        if self.backend == "openai":
+            if not self.base_url:
+                raise ValueError(
+                    "backend 'openai' needs base_url, the server's OpenAI-compatible root "
+                    "(e.g. http://127.0.0.1:8000/v1; /embeddings is appended)"
+                )
+            if self.isolation == "spawn":
+                raise ValueError("backend 'openai' runs inline (its work is HTTP): remove isolation = 'spawn'")
+        elif self.base_url or self.api_key.get_secret_value():
+            raise ValueError(f"base_url and api_key apply to backend 'openai' only (this model is {self.backend!r})")
+        return self
 
     @field_validator("alias")
     @classmethod
@@ -314,7 +356,7 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     models = []
     for model in config.embedding.models:
         name = model.name
-        if name.startswith(("./", "../", "~")):
+        if model.backend != "openai" and name.startswith(("./", "../", "~")):  # a server's name is no path
             name = str((base / Path(name).expanduser()).resolve())
         models.append(model.model_copy(update={"name": name}))
     return config.model_copy(

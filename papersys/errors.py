@@ -81,6 +81,13 @@ class EngineError(PapersysError):
         super().__init__(f"engine for model {model!r}: {detail}")
 
 
+class EngineConfigError(EngineError):
+    """The engine answers, but not as the model's config says (another dim, a refused key, an unknown model
+    name or URL): the config needs fixing, so the exit status is that of bad input."""
+
+    exit_code = 2
+
+
 class SearchError(PapersysError):
     """A query cannot be answered: no index for the model, an index built for other vectors, an unknown
     paper id, or a paper without a vector for that model."""

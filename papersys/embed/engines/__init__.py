@@ -1,7 +1,8 @@
 """Embedding engines behind one interface (``base``), and the factory that picks inline or a spawned worker.
 
 Implementations are imported lazily: sentence-transformers costs 8-11 s to import, vllm is only ever
-imported inside a spawned worker.
+imported inside a spawned worker, and the HTTP engine (``backend = "openai"``) imports neither: it always
+runs inline (the config refuses isolation = "spawn" for it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ def inline_engine(model: ModelConfig) -> Engine:
         from papersys.embed.engines.vllm import VllmEngine
 
         return VllmEngine(model)
+    if model.backend == "openai":
+        from papersys.embed.engines.http import OpenAIEngine
+
+        return OpenAIEngine(model)
     from papersys.embed.engines.st import SentenceTransformerEngine
 
     return SentenceTransformerEngine(model)
