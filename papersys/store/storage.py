@@ -93,7 +93,10 @@ def diagnose(exc: BaseException, path: Path) -> int | None:
     our own errors, interrupts and failures the storage does not explain."""
     if not isinstance(exc, Exception) or isinstance(exc, PapersysError):
         return None
-    return fault_errno(exc) or probe(path)
+    number = fault_errno(exc)
+    if number is not None or isinstance(exc, TimeoutError):  # a busy lock is no fault of the disk
+        return number
+    return probe(path)
 
 
 def mount_point(path: Path) -> Path:

@@ -344,3 +344,37 @@ def _vectors(data: Path) -> dict[str, np.ndarray]:
         for paper_id, vector in pl.read_parquet(path, columns=["id", "vector"]).iter_rows():
             out[paper_id] = np.asarray(vector, dtype=np.float32)
     return out
+
+
+@pytest.mark.parametrize("point", ["metadata.year_written:1", "atomic.before_replace:8"])
+def test_a_full_disk_during_the_migration(
+    point: str, small_fs: SmallFs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process (the migration's own tests drive it so): the disk fills after the first metadata year file,
+    or at a later write of metadata or vectors; the rerun once space is freed equals an uninterrupted run."""
+    from support.legacy import build_fixture, migrate
+
+    from papersys import faults
+    from papersys.cli.console import print_error
+    from papersys.config import Config, StoreConfig
+    from papersys.errors import StorageError
+
+    legacy = tmp_path / "legacy"
+    build_fixture(legacy)
+    reference = Config(data_dir=tmp_path / "reference")
+    migrate(reference, legacy)
+    mnt = small_fs.mount("16m")
+    config = Config(data_dir=mnt / "data", store=StoreConfig(free_space_margin_mb=0))
+    faults._hits.clear()
+    monkeypatch.setenv(faults.FILL_ENV, f"{point}:{mnt / 'filler'}")
+    with pytest.raises(StorageError) as caught:
+        migrate(config, legacy)
+    monkeypatch.delenv(faults.FILL_ENV)
+    assert "the disk is full" in str(caught.value) and "\n" not in str(caught.value)
+    assert print_error(caught.value) == 4
+    assert_store_sound(config.data_dir)
+    assert temp_files(config.data_dir) == []
+    assert_old_or_new(store_files(config.data_dir), {}, store_files(reference.data_dir))
+    (mnt / "filler").unlink()
+    migrate(config, legacy)
+    assert_equal_stores(config.data_dir, reference.data_dir)
