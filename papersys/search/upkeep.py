@@ -47,7 +47,8 @@ def refresh_encoder(layout: Layout, model: ModelConfig) -> str:
     if _encoder_fits(directory, model):
         return "current"
     try:
-        export_query_encoder(model, directory, check_texts=_sample_texts(layout, CHECK_TEXTS))
+        with storage_guard(directory, "export the query encoder"):  # a full disk: reported, never fatal
+            export_query_encoder(model, directory, check_texts=_sample_texts(layout, CHECK_TEXTS))
     except (EngineError, StoreError) as exc:
         log.warning("query encoder of %s not exported, queries load the full model instead: %s", model.alias, exc)
         return f"unavailable: {exc}"

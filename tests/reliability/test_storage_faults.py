@@ -378,3 +378,29 @@ def test_a_full_disk_during_the_migration(
     (mnt / "filler").unlink()
     migrate(config, legacy)
     assert_equal_stores(config.data_dir, reference.data_dir)
+
+
+def test_a_full_disk_while_the_full_text_index_commits(
+    stores: dict[str, Path], small_fs: SmallFs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tantivy's commit meets a full disk: a StorageError line, no half-built generation left behind (its
+    space is given back), no manifest; the rebuild once space is freed indexes every paper."""
+    from papersys import faults
+    from papersys.errors import StorageError
+
+    mnt = small_fs.mount("16m")
+    shutil.copytree(stores["reference"], mnt / "data")
+    config = load_config(write_config(mnt, "http://127.0.0.1:9/unused"))
+    layout = Layout(config.data_dir)
+    faults._hits.clear()
+    monkeypatch.setenv(faults.FILL_ENV, f"text-index.before-commit:1:{mnt / 'filler'}")
+    with pytest.raises(StorageError) as caught:
+        service.index(config, text_only=True)
+    monkeypatch.delenv(faults.FILL_ENV)
+    assert "the disk is full" in str(caught.value) and str(layout.text_index_dir) in str(caught.value)
+    assert not layout.text_index_manifest.exists()
+    assert [p.name for p in layout.text_index_dir.iterdir()] == []  # the failed generation is gone
+    (mnt / "filler").unlink()
+    report = service.index(config, text_only=True)
+    papers = sum(frame.height for name, frame in store_files(config.data_dir).items() if name.startswith("metadata"))
+    assert report.text is not None and report.text.count == papers
