@@ -270,6 +270,13 @@ class LocksConfig(_Frozen):
     timeout_s: NonNegFloat = 60.0
 
 
+class StoreConfig(_Frozen):
+    """Storage pre-flight ([store], devdoc/reliability.md): a write job refuses to start when its estimated
+    output plus this margin does not fit in the free space of the data dir's file system; -1 turns it off."""
+
+    free_space_margin_mb: Annotated[float, Field(ge=-1)] = 64.0
+
+
 class SearchConfig(_Frozen):
     """Index and ranking parameters ([search]); changing quantization or lists takes `papersys index --rebuild`."""
 
@@ -322,6 +329,7 @@ class Config(_Frozen):
     scheduler: SchedulerConfig = SchedulerConfig()
     metrics: MetricsConfig = MetricsConfig()
     locks: LocksConfig = LocksConfig()
+    store: StoreConfig = StoreConfig()
     search: SearchConfig = SearchConfig()
     api: ApiConfig = ApiConfig()
 

@@ -41,6 +41,14 @@ class StoreError(PapersysError):
         super().__init__(message)
 
 
+class StorageError(StoreError):
+    """The storage under the data dir failed a write: the disk is full, the file system is read-only, a
+    directory vanished, permission was denied. Not the user's input and not a damaged file: exit status 4,
+    so that a wrapper (cron, systemd) can tell "free space and rerun" from "fix the command"."""
+
+    exit_code = 4
+
+
 class ManifestMismatchError(StoreError):
     """The configured model no longer matches the manifest its stored vectors were made with."""
 

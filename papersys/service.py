@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 from papersys.config import Config
 from papersys.jobrun import run_job
 from papersys.runtime import Runtime
-from papersys.store import locks
+from papersys.store import locks, preflight
 from papersys.store.layout import Layout
 from papersys.store.verify import check_data_dir
 
@@ -64,6 +64,7 @@ def ingest(
         lock_names=[locks.METADATA],
         runtime=runtime,
         work=lambda: _with_text_index(config, run_harvest(config.ingest, layout_of(config), request, runtime), runtime),
+        needs=preflight.metadata_write,
     )
     refresh_coverage(config, runtime)
     report_freshness(config, runtime)
@@ -88,6 +89,7 @@ def ingest_snapshot(
             config, load_snapshot(config.ingest, layout_of(config), path, dry_run=False, runtime=runtime), runtime
         ),
         details={"snapshot": str(path)},
+        needs=preflight.snapshot_load(path),
     )
     refresh_coverage(config, runtime)
     return report
@@ -106,7 +108,13 @@ def ingest_feeds(config: Config, *, runtime: Runtime | None = None) -> FeedRepor
         return _with_text_index(config, report, runtime) if report.stored else report
 
     report = run_job(
-        config, "ingest-feeds", lock_names=[locks.METADATA], runtime=runtime, work=work, details={"url": url}
+        config,
+        "ingest-feeds",
+        lock_names=[locks.METADATA],
+        runtime=runtime,
+        work=work,
+        details={"url": url},
+        needs=preflight.metadata_write,
     )
     if report.stored:
         refresh_coverage(config, runtime)
@@ -244,7 +252,8 @@ def embed_autopatch(
     if dry_run:  # reads only: no lock, no history entry
         return work()
     names = [locks.embeddings_lock(m.alias) for m in chosen]
-    return run_job(config, "embed-autopatch", lock_names=names, runtime=runtime, work=work)
+    needs = preflight.compaction([m.alias for m in chosen])
+    return run_job(config, "embed-autopatch", lock_names=names, runtime=runtime, work=work, needs=needs)
 
 
 def embed_backlog(config: Config, *, models: Sequence[str] = ()) -> BacklogReport:
@@ -286,6 +295,7 @@ def migrate_legacy(
         runtime=runtime,
         work=lambda: _migrate_and_index(config, legacy_dir, models, runtime),
         details={"legacy_dir": str(legacy_dir)},
+        needs=preflight.metadata_write,
     )
     refresh_coverage(config, runtime)
     return report
@@ -337,7 +347,10 @@ def index(
             report = replace(report, text=update_text_index(layout_of(config), rebuild=rebuild, runtime=runtime))
         return report
 
-    return run_job(config, "index", lock_names=names, runtime=runtime, work=work, details={"rebuild": rebuild})
+    needs = preflight.index_rebuild([m.alias for m in chosen], text=text) if rebuild else None
+    return run_job(
+        config, "index", lock_names=names, runtime=runtime, work=work, details={"rebuild": rebuild}, needs=needs
+    )
 
 
 def search(

@@ -3,13 +3,15 @@
 Jobs ``ingest``, ``embed-autopatch``, ``audit`` (with repair) and ``ingest-feeds`` (when feeds are
 configured) fire from cron expressions; the HTTP API
 ([api], web/server.py) answers queries from its own threads meanwhile, so a query never waits for a job; a
-failing job is logged with its traceback (jobrun.run_job already recorded and counted it) and the daemon lives
+failing job is logged (one line for a PapersysError, a traceback for a bug; jobrun.run_job already recorded
+and counted it) and the daemon lives
 on. SIGTERM/SIGINT set the shared cancel event, so running jobs stop at their next safe point and the daemon
 exits 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -30,6 +32,7 @@ from papersys.runtime import LogProgress, NullObserver, Observer, Runtime, utc_s
 from papersys.store import locks
 from papersys.store.atomic import write_json
 from papersys.store.layout import Layout
+from papersys.store.storage import data_dir_in_use
 from papersys.store.verify import check_data_dir
 
 if TYPE_CHECKING:
@@ -114,7 +117,10 @@ class Daemon:
             except Interrupted:
                 outcome = "interrupted"
                 log.info("job %s stopped at a safe point", name)
-            except Exception:  # recorded and counted by jobrun.run_job; logged here with its traceback
+            except PapersysError as exc:  # recorded (if jobs.jsonl can be written) and counted by run_job
+                outcome = "error"
+                log.error("job %s failed: %s", name, exc)  # one line; the log is the record of last resort
+            except Exception:  # a bug: logged with its traceback
                 outcome = "error"
                 log.exception("job %s failed", name)
             finally:
@@ -162,6 +168,13 @@ class Daemon:
         return runs
 
     def _write_state(self) -> None:
+        """Refresh daemon.json; best effort: a full disk or a vanished data dir must not stop the daemon."""
+        try:
+            self._write_state_file()
+        except PapersysError as exc:
+            log.warning("daemon state not written: %s", exc)
+
+    def _write_state_file(self) -> None:
         write_json(
             {
                 "pid": os.getpid(),
@@ -184,7 +197,10 @@ class Daemon:
 
     def serve(self, *, run_now: bool = False, install_signals: bool = True) -> list[tuple[str, str]]:
         """Block until stopped; returns the (job, outcome) of every run. Exclusive per data dir."""
-        with locks.hold(self.layout, locks.DAEMON, timeout_s=0, command="papersys serve"):
+        with (
+            locks.hold(self.layout, locks.DAEMON, timeout_s=0, command="papersys serve"),
+            data_dir_in_use(self.layout.root),  # removed under the daemon: its jobs fail, none recreates it
+        ):
             if self.metrics is not None:  # only now: a refused second daemon must not take the port
                 self.metrics_address = self._serve_metrics(self.metrics)
                 self.observer = self.metrics
@@ -213,7 +229,8 @@ class Daemon:
             finally:
                 if self.api is not None:  # requests in flight finish; then the port is closed
                     self.api.stop()
-                self.layout.daemon_state.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a read-only or vanished data dir: nothing to clean
+                    self.layout.daemon_state.unlink(missing_ok=True)
         return self.outcomes
 
     def _serve_metrics(self, metrics: Metrics) -> str:

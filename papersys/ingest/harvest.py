@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from papersys.config import IngestConfig, is_set_spec
-from papersys.errors import HarvestError, UsageError
+from papersys.errors import HarvestError, StorageError, UsageError
 from papersys.faults import crash_point
 from papersys.ingest.harvest_report import IngestReport, SetReport
 from papersys.ingest.oai import BadResumptionToken, OAIClient
@@ -222,6 +222,9 @@ def _harvest_window(run: _Run, window: _Window) -> None:
         try:
             n_pages, pages = _spool_pages(run, window, spool)
             break
+        except StorageError:
+            spool.clear()  # the rerun redoes the window from its first page: free the disk now
+            raise
         except BadResumptionToken as exc:
             restarts += 1
             run.tally.restarts += 1
@@ -229,7 +232,11 @@ def _harvest_window(run: _Run, window: _Window) -> None:
             if restarts > run.cfg.max_retries:
                 raise HarvestError(window.label, f"resumption token rejected {restarts} times ({exc})") from exc
             log.warning("%s: resumption token rejected (%s); restarting the window", window.label, exc)
-    result = spool.merge(run.layout, dry_run=run.dry_run, on_year=run.tally.add_change)
+    try:
+        result = spool.merge(run.layout, dry_run=run.dry_run, on_year=run.tally.add_change)
+    except StorageError:
+        spool.clear()  # the rerun redoes the window from its first page: free the disk now
+        raise
     if not run.dry_run:
         crash_point("harvest.merged")  # every year merged, spool and checkpoint not yet cleared/advanced
     log.info(

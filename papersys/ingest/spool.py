@@ -7,6 +7,7 @@ whose every part is complete.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -26,6 +27,7 @@ from papersys.store.metadata import (
     record_tombstones,
     upsert,
 )
+from papersys.store.storage import storage_guard
 
 # spool parts live for one window: lz4 writes several times faster than zstd and still halves the text
 SPOOL_CODEC: Final = "lz4"
@@ -34,7 +36,8 @@ SPOOL_CODEC: Final = "lz4"
 class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        with storage_guard(directory, "create the spool"):
+            directory.mkdir(parents=True, exist_ok=True)
         seqs = (Layout.spool_part_seq(part) for part in Layout.spool_parts(directory))
         self._seq = 1 + max((seq for seq in seqs if seq is not None), default=0)
 
@@ -42,14 +45,19 @@ class Spool:
         """Spool one page/chunk: records split by paper year, deletions apart. Rows need valid ids."""
         seq = self._seq
         self._seq += 1
-        if records.height:
-            with_year = conform(records).with_columns(_year=year_expr("id"))
-            for (year,), part in with_year.partition_by("_year", as_dict=True).items():
-                path = Layout.spool_part(self.directory, str(year), seq)
-                write_parquet(part.drop("_year"), path, compression=SPOOL_CODEC)
-        if deletions is not None and deletions.height:
-            path = Layout.spool_part(self.directory, Layout.SPOOL_DELETIONS, seq)
-            write_parquet(deletions.select(list(DELETION_SCHEMA)), path)
+        try:
+            if records.height:
+                with_year = conform(records).with_columns(_year=year_expr("id"))
+                for (year,), part in with_year.partition_by("_year", as_dict=True).items():
+                    path = Layout.spool_part(self.directory, str(year), seq)
+                    write_parquet(part.drop("_year"), path, compression=SPOOL_CODEC)
+            if deletions is not None and deletions.height:
+                path = Layout.spool_part(self.directory, Layout.SPOOL_DELETIONS, seq)
+                write_parquet(deletions.select(list(DELETION_SCHEMA)), path)
+        except Exception:  # a full disk: the parts of this page/chunk that did land go, so it is all or nothing
+            with contextlib.suppress(OSError):
+                self.drop_from(seq)
+            raise
 
     @property
     def next_seq(self) -> int:

@@ -15,6 +15,7 @@ beside the old one and switches the manifest; files no manifest names are swept.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -34,6 +35,7 @@ from papersys.search.report import TextIndexReport
 from papersys.store.atomic import file_stat, read_json, sweep_temp_files, write_json, write_parquet
 from papersys.store.layout import Layout
 from papersys.store.metadata import read_year
+from papersys.store.storage import storage_guard
 
 log = logging.getLogger(__name__)
 COLUMNS = PAPER_COLUMNS  # what the index holds: the indexed fields and the stored display record
@@ -86,7 +88,13 @@ def changed_years(old: dict[str, list[int] | None], new: dict[str, list[int] | N
 
 
 def update_text_index(layout: Layout, *, rebuild: bool = False, runtime: Runtime) -> TextIndexReport:
-    """Bring the full-text index up to date with the metadata store (build it when there is none)."""
+    """Bring the full-text index up to date with the metadata store (build it when there is none). A storage
+    fault (tantivy says it in its own words) becomes a StorageError naming the index directory."""
+    with storage_guard(layout.text_index_dir, "write the full-text index"):
+        return _update_text_index(layout, rebuild=rebuild, runtime=runtime)
+
+
+def _update_text_index(layout: Layout, *, rebuild: bool, runtime: Runtime) -> TextIndexReport:
     began = time.monotonic()
     try:
         old = read_text_manifest(layout)
@@ -160,7 +168,20 @@ def _build(layout: Layout, old: TextManifest | None, runtime: Runtime) -> TextIn
     target = layout.text_index_generation(generation)
     shutil.rmtree(target, ignore_errors=True)  # a killed earlier attempt at this generation
     shutil.rmtree(layout.text_index_hashes(generation, 0).parent, ignore_errors=True)
-    index = text.create(target)
+    try:
+        return _build_generation(layout, generation, runtime)
+    except BaseException:  # a failed build (a full disk) must not leave its half-written generation behind
+        committed = None
+        with contextlib.suppress(Exception):
+            committed = read_json(layout.text_index_manifest)
+        if not (isinstance(committed, dict) and committed.get("generation") == generation):
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.rmtree(layout.text_index_hashes(generation, 0).parent, ignore_errors=True)
+        raise
+
+
+def _build_generation(layout: Layout, generation: int, runtime: Runtime) -> TextIndexReport:
+    index = text.create(layout.text_index_generation(generation))
     years = layout.metadata_years()
     task = runtime.progress.task("full-text index", total=_paper_count(layout, years), unit="papers")
     signature: dict[str, list[int] | None] = {}

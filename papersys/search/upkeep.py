@@ -15,6 +15,7 @@ from papersys.search.build import update_index
 from papersys.search.report import IndexJobReport
 from papersys.store.layout import Layout
 from papersys.store.metadata import read_year
+from papersys.store.storage import storage_guard
 
 log = logging.getLogger(__name__)
 CHECK_TEXTS = 64  # texts the exported encoder must reproduce (cosine ≥ 0.999) before it is used
@@ -27,7 +28,8 @@ def refresh_indexes(
     reports = []
     for model in models:
         runtime.check_cancel()
-        report = update_index(layout, model, settings=config.search, rebuild=rebuild, runtime=runtime)
+        with storage_guard(layout.vector_index_dir(model.alias), "write the vector index"):
+            report = update_index(layout, model, settings=config.search, rebuild=rebuild, runtime=runtime)
         if report.action != "no-vectors":
             report = replace(report, encoder=refresh_encoder(layout, model))
         log.info(report.summary_line())
@@ -45,7 +47,8 @@ def refresh_encoder(layout: Layout, model: ModelConfig) -> str:
     if _encoder_fits(directory, model):
         return "current"
     try:
-        export_query_encoder(model, directory, check_texts=_sample_texts(layout, CHECK_TEXTS))
+        with storage_guard(directory, "export the query encoder"):  # a full disk: reported, never fatal
+            export_query_encoder(model, directory, check_texts=_sample_texts(layout, CHECK_TEXTS))
     except (EngineError, StoreError) as exc:
         log.warning("query encoder of %s not exported, queries load the full model instead: %s", model.alias, exc)
         return f"unavailable: {exc}"

@@ -15,6 +15,7 @@ import polars as pl
 
 from papersys.errors import StoreError
 from papersys.faults import crash_point
+from papersys.store.storage import check_not_vanished, diagnose, storage_error, storage_guard
 
 Compression = Literal["zstd", "lz4", "snappy", "uncompressed"]
 _TEMP = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
@@ -34,29 +35,38 @@ def fsync_path(path: Path) -> None:
 
 
 def remove(path: Path) -> None:
-    """Delete ``path`` (if there) durably; StoreError when it cannot be deleted."""
-    try:
+    """Delete ``path`` (if there) durably; StorageError when it cannot be deleted."""
+    with storage_guard(path, "delete"):
         path.unlink(missing_ok=True)
-    except OSError as exc:
-        raise StoreError(path, f"cannot delete: {exc.strerror or exc}") from exc
-    if path.parent.is_dir():
-        fsync_path(path.parent)
+        if path.parent.is_dir():
+            fsync_path(path.parent)
 
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; on success fsync it and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Yield a temp path beside ``path``; on success fsync it and rename it over ``path``.
+
+    Whatever fails (the block, the fsync, the rename), the temp file is removed (a full disk must not stay
+    full of our temp files) and ``path`` keeps its old version; a storage fault (the disk is full, the file
+    system read-only, the directory gone), whichever library raised it, becomes a StorageError naming
+    ``path``."""
     tmp = _temp_path(path)
-    try:
-        yield tmp
-        fsync_path(tmp)
-        crash_point("atomic.before_replace")  # the temp file is complete, the target still old
-        os.replace(tmp, path)
-        fsync_path(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    check_not_vanished(path)
+    with storage_guard(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            yield tmp
+            fsync_path(tmp)
+            crash_point("atomic.before_replace")  # the temp file is complete, the target still old
+            os.replace(tmp, path)
+            fsync_path(path.parent)
+        except BaseException as exc:
+            number = diagnose(exc, tmp)  # now, while the failed temp file still holds its space
+            with contextlib.suppress(OSError):  # on a read-only or vanished directory it may not go
+                tmp.unlink(missing_ok=True)
+            if number is not None:
+                raise storage_error(path, exc, "write", number) from exc
+            raise
 
 
 def write_parquet(
@@ -64,19 +74,13 @@ def write_parquet(
 ) -> None:
     """Write ``frame`` to ``path`` atomically (zstd by default, with statistics; polars' row groups unless
     ``row_group_size`` is given)."""
-    try:
-        with atomic_path(path) as tmp:
-            frame.write_parquet(tmp, compression=compression, statistics=True, row_group_size=row_group_size)
-    except OSError as exc:
-        raise StoreError(path, f"cannot write: {exc.strerror or exc}") from exc
+    with atomic_path(path) as tmp:
+        frame.write_parquet(tmp, compression=compression, statistics=True, row_group_size=row_group_size)
 
 
 def write_bytes(data: bytes, path: Path) -> None:
-    try:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
-    except OSError as exc:
-        raise StoreError(path, f"cannot write: {exc.strerror or exc}") from exc
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json(obj: Any, path: Path) -> None:
@@ -122,7 +126,8 @@ def sweep_temp_files(directory: Path) -> int:
     for entry in directory.iterdir():
         match = _TEMP.match(entry.name)
         if match and not pid_alive(int(match.group(1))):
-            entry.unlink(missing_ok=True)
+            with storage_guard(entry, "delete"):
+                entry.unlink(missing_ok=True)
             removed += 1
     return removed
 

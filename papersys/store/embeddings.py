@@ -15,6 +15,7 @@ from papersys.errors import StoreError
 from papersys.faults import crash_point
 from papersys.store.atomic import read_json, sweep_temp_files, write_json, write_parquet
 from papersys.store.layout import Layout
+from papersys.store.storage import storage_guard
 
 EMBEDDED_AT = pl.Datetime("us", "UTC")
 STORAGE_DTYPES: dict[str, pl.DataType] = {"float32": pl.Float32(), "float16": pl.Float16()}
@@ -218,6 +219,7 @@ class EmbeddingStore:
         The year file is replaced atomically first and the parts deleted after, so a kill in between leaves
         parts that merely repeat rows of the year file.
         """
+        crash_point("embed.compacting")  # parts durable, the year file about to be rewritten
         parts = self.pending_parts(year)
         frame = self.read(year)
         pruned = 0
@@ -230,7 +232,8 @@ class EmbeddingStore:
             write_parquet(self.canonical(frame.sort("id")), path)
         crash_point("embed.compacted")  # the year file holds every row, its parts are not deleted yet
         for part in parts:
-            part.unlink(missing_ok=True)
+            with storage_guard(part, "delete"):
+                part.unlink(missing_ok=True)
         return Compaction(rows=frame.height, pruned=pruned, parts=len(parts))
 
 

@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from papersys.errors import StoreError
+from papersys.store.storage import check_not_vanished, storage_guard
 
 
 def append_job(path: Path, record: dict[str, Any]) -> None:
     """Append one line with O_APPEND + fsync. If a killed writer left a torn line, start on a fresh line."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, sort_keys=True, default=str) + "\n"
-    try:
+    check_not_vanished(path)
+    with storage_guard(path, "append to"):
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        size = 0
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 line = "\n" + line
-            os.write(fd, line.encode())
+            data = line.encode()
+            if os.write(fd, data) != len(data):  # a short write: the disk filled up under it
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):  # a short write on a full disk: leave no half line behind
+                os.ftruncate(fd, size)
+            raise
         finally:
             os.close(fd)
-    except OSError as exc:
-        raise StoreError(path, f"cannot append: {exc.strerror or exc}") from exc
 
 
 def read_jobs(path: Path, *, tail_bytes: int | None = None) -> list[dict[str, Any]]:

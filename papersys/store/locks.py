@@ -6,6 +6,7 @@ lock a small JSON file names the holder (pid, command, since) for the error the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -19,6 +20,7 @@ from papersys.errors import Interrupted, LockBusyError
 from papersys.runtime import Runtime, utc_stamp
 from papersys.store.atomic import read_json, write_json
 from papersys.store.layout import Layout
+from papersys.store.storage import check_not_vanished, storage_guard
 
 METADATA = "metadata"
 DAEMON = "daemon"
@@ -47,12 +49,14 @@ def hold(
     layout: Layout, name: str, *, timeout_s: float, runtime: Runtime | None = None, command: str | None = None
 ) -> Iterator[None]:
     """Hold lock ``name`` for the block; wait up to ``timeout_s`` (waking on cancel), else LockBusyError."""
-    layout.locks_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(layout.lock_file(name), thread_local=False)
     cancel = runtime.cancel.is_set if runtime is not None else None
     started = time.monotonic()
+    check_not_vanished(layout.lock_file(name))
     try:
-        lock.acquire(timeout=timeout_s, poll_interval=0.1, cancel_check=cancel)
+        with storage_guard(layout.lock_file(name), "create the lock"):
+            layout.locks_dir.mkdir(parents=True, exist_ok=True)
+            lock.acquire(timeout=timeout_s, poll_interval=0.1, cancel_check=cancel)
     except Timeout:
         if runtime is not None and runtime.cancel.is_set():
             raise Interrupted(f"stopped while waiting for lock {name!r}") from None
@@ -68,8 +72,11 @@ def hold(
         )
         yield
     finally:
-        layout.lock_info_file(name).unlink(missing_ok=True)
-        lock.release()
+        # a read-only or vanished lock directory must not hide the job's own outcome
+        with contextlib.suppress(OSError):
+            layout.lock_info_file(name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            lock.release()
 
 
 @contextmanager

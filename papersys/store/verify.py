@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from papersys.errors import StoreError
+from papersys.errors import StorageError, StoreError
 from papersys.store.atomic import sweep_temp_files
 from papersys.store.layout import Layout
 from papersys.store.metadata import DELETION_SCHEMA, METADATA_SCHEMA, check_schema
+from papersys.store.storage import mount_point
 
 _POINT_AT_DIR = "point data_dir (or --data-dir) at a directory"
 _PERMISSIONS = "fix its permissions, or run papersys as the user that owns it"
@@ -43,6 +44,10 @@ def check_data_dir(root: Path, *, write: bool) -> None:
 
 def _check_access(path: Path, what: str, write: bool) -> None:
     mode = os.R_OK | os.X_OK | (os.W_OK if write else 0)
+    if write and os.statvfs(path).f_flag & os.ST_RDONLY:
+        raise StorageError(
+            path, "cannot write: the file system is read-only", f"remount {mount_point(path)} read-write and rerun"
+        )
     if not os.access(path, mode):
         needed = "readable and writable" if write else "readable"
         raise StoreError(path, f"{what} is not {needed} by this user (permission denied)", _PERMISSIONS)

@@ -8,10 +8,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from papersys.store.ids import year_expr
 from papersys.store.jobs import read_jobs
@@ -89,3 +90,67 @@ def changed_files(before: Mapping[str, str], after: Mapping[str, str]) -> dict[s
     out.update({p: "added" for p in after if p not in before})
     out.update({p: "changed" for p in before if p in after and before[p] != after[p]})
     return out
+
+
+# storage faults: a real, size-limited file system per test -------------------------------------------------
+REQUIRE_MOUNT = "PAPERSYS_REQUIRE_MOUNT"  # set by .ci/run: there a tmpfs that cannot be mounted fails the suite
+
+
+class SmallFs:
+    """Mounts size-limited tmpfs file systems under ``base``; ``close`` unmounts every one of them."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.mounts: list[Path] = []
+
+    def mount(self, size: str, at: Path | None = None) -> Path:
+        point = at or self.base / f"fs{len(self.mounts)}"
+        point.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0 and not os.environ.get(REQUIRE_MOUNT):
+            pytest.skip("mounting a tmpfs needs root (CI runs as root and sets PAPERSYS_REQUIRE_MOUNT)")
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(point)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            if os.environ.get(REQUIRE_MOUNT):
+                pytest.fail(f"cannot mount a tmpfs at {point}: {done.stderr.strip()}")
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+        self.mounts.append(point)
+        return point
+
+    @staticmethod
+    def remount(point: Path, mode: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{mode}", str(point)], check=True, capture_output=True)
+
+    def close(self) -> None:
+        for point in reversed(self.mounts):
+            if subprocess.run(["umount", str(point)], capture_output=True, check=False).returncode != 0:
+                subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
+        self.mounts.clear()
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[SmallFs]:
+    """Size-limited tmpfs mounts for one test, always unmounted at its end (skipped where mounting is
+    impossible: not root; never in CI, which runs as root with PAPERSYS_REQUIRE_MOUNT=1)."""
+    fs = SmallFs(tmp_path / "mnt")
+    try:
+        yield fs
+    finally:
+        fs.close()
+
+
+def assert_storage_failure(proc: subprocess.CompletedProcess[str], *words: str) -> str:
+    """A run that a storage fault ended: exit 4, exactly one ``error:`` line (returned) holding ``words``
+    and a hint (a parenthesis saying what to do), no traceback."""
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 4, (proc.returncode, proc.stderr[-3000:])
+    assert len(errors) == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr[-3000:]
+    for word in words:
+        assert word in errors[0], errors[0]
+    assert errors[0].rstrip().endswith(")") and "rerun" in errors[0], errors[0]
+    return errors[0]
