@@ -249,7 +249,37 @@ def test_progress_and_metrics_hooks(tmp_path: Path) -> None:
     task = recorder.tasks["embed minilm (papers)"]
     assert (task.total, task.done, task.closed) == (6, 6, True)
     assert recorder.backlogs == [6, 0]
-    assert recorder.embedded_counts == [3, 2, 1]  # batches of ≤ 4 within each year, newest year first
+    assert recorder.embedded_counts == [4, 2]  # full batches cut across the three years, not one per year
+
+
+def test_a_thin_backlog_is_embedded_in_full_batches_across_years_and_written_per_year(tmp_path: Path) -> None:
+    """A daily harvest touches a few papers in many years: they share chunks and batches, each year still
+    gets exactly its own rows (one part per year and chunk, compacted), and a mid-chunk year boundary is kept."""
+    config = make_config(tmp_path, dim=8, batch_size=4, chunk_size=5)
+    layout = Layout(config.data_dir)
+    papers = [
+        (f"{yy:02d}01.{n:05d}", f"Title {yy} {n}", "word " * (n + 3 * yy % 7)) for yy in range(10, 19) for n in (1, 2)
+    ]
+    upsert(layout, frame(*(row(pid, title=title, abstract=abstract) for pid, title, abstract in papers)))
+    engine = HashEngine(8)
+    recorder = Recorder()
+    report = service.embed_autopatch(
+        config, runtime=Runtime(progress=recorder, observer=recorder), engine_factory=factory(engine)
+    )
+    (patch,) = report.models
+    assert patch.embedded == 18 and patch.remaining == 0
+    assert [y.year for y in patch.years] == list(range(2018, 2009, -1))  # newest first
+    assert all(y.embedded == 2 for y in patch.years)
+    # 18 papers in chunks of 5 (4 chunks), batches of 4 inside each: 4+1, 4+1, 4+1, 3
+    assert recorder.embedded_counts == [4, 1, 4, 1, 4, 1, 3]
+    assert store.pending_parts(layout, "minilm") == []  # every year compacted
+    for yy in range(10, 19):
+        rows = store.read_embeddings(layout, "minilm", 2000 + yy, dim=8).sort("id")
+        assert rows["id"].to_list() == [f"{yy:02d}01.00001", f"{yy:02d}01.00002"]
+        expected = {pid: f"{title}\n{abstract}" for pid, title, abstract in papers}
+        vectors = np.stack([hash_vector(expected[pid], 8) for pid in rows["id"]])
+        np.testing.assert_allclose(rows["vector"].to_numpy(), vectors, atol=1e-6)
+    assert service.embed_backlog(config).models[0].total.gaps == 0
 
 
 def test_coverage_cache_recomputes_only_changed_years(config: Config) -> None:
