@@ -27,6 +27,10 @@ from papersys.store.verify import verify_metadata_store
 
 EngineFactory = Callable[[ModelConfig, Path], Engine]
 COMPACT_MIN_ROWS = 65_536  # mid-year compaction once pending rows reach max(this, rows in the year file)
+# At the end of a run a year's parts stay pending (every read merges them) unless they hold an eighth of its
+# year file or number more than MAX_PARTS: a daily backlog of a few papers per year would otherwise rewrite
+# every touched year file, vectors and all, every day.
+MAX_PARTS = 16
 
 
 def default_engine_factory(model: ModelConfig, log_path: Path) -> Engine:
@@ -238,6 +242,7 @@ class _Patcher:
         self.backlog = _Backlog()
         self.open: dict[int, _OpenYear] = {}  # years with queued gaps, in queue order
         self.done: dict[int, YearPatch] = {}
+        self.plans: dict[int, YearPlan] = {}  # made while counting, not to be made twice
 
     def run(self, *, limit: int | None, dry_run: bool, reembed: bool) -> ModelPatch:
         model, layout, runtime = self.model, self.layout, self.runtime
@@ -247,7 +252,7 @@ class _Patcher:
         if not dry_run:
             crash_point("embed.manifest_ready")  # the manifest is written, nothing else yet
             store.sweep()
-        counts = coverage_by_year(layout, model, manifest, persist=not dry_run)  # a dry run writes nothing
+        counts = coverage_by_year(layout, model, manifest, persist=not dry_run, plans=None if dry_run else self.plans)
         if not dry_run:
             crash_point("embed.coverage_cached")
         backlog = sum(counts.values(), Coverage())
@@ -281,7 +286,7 @@ class _Patcher:
         if (cov.gaps == 0 or budget == 0) and not prunable and not has_parts:
             self.done[year] = YearPatch(year, cov)
             return 0
-        plan = plan_year(self.store, self.model, year)
+        plan = self.plans.pop(year, None) or plan_year(self.store, self.model, year)
         gaps = plan.gaps.sort("id", descending=True).head(budget)  # newest papers of the year first
         self.open[year] = _OpenYear.of(plan, gaps.height, has_parts=has_parts)
         self.backlog.put(gaps.with_columns(pl.lit(year, dtype=pl.Int32).alias("year")))
@@ -296,7 +301,7 @@ class _Patcher:
             self.done[year] = self._close_year(self.open.pop(year))
 
     def _close_year(self, state: _OpenYear) -> YearPatch:
-        if state.pending or state.has_parts or state.keep is not None:
+        if self._due_for_compaction(state):
             state.compact(self.store)
         cov, embedded = state.coverage, state.embedded
         after = Coverage(
@@ -311,6 +316,16 @@ class _Patcher:
         record_coverage(self.store, {state.year: (sig, after)})
         crash_point("embed.year_recorded")
         return YearPatch(state.year, cov, embedded=sum(embedded.values()), pruned=state.pruned)
+
+    def _due_for_compaction(self, state: _OpenYear) -> bool:
+        if state.keep is not None:
+            return True  # orphans to prune
+        parts = len(self.store.pending_parts(state.year)) if state.pending or state.has_parts else 0
+        if not parts:
+            return False
+        if not self.store.year_file(state.year).exists():
+            return True  # a year's first vectors become its year file
+        return parts > MAX_PARTS or state.pending * 8 >= state.stored_rows
 
     def _embed_chunk(self, chunk: pl.DataFrame) -> None:
         """Embed one chunk (longest texts first; it may span years) and write one part per year it holds."""

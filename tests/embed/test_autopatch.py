@@ -16,7 +16,7 @@ from support.embedding import PAPERS, CountingEngine, HashEngine, add_papers, ha
 
 from papersys import service
 from papersys.config import Config, ModelConfig
-from papersys.embed.autopatch import EngineFactory
+from papersys.embed.autopatch import MAX_PARTS, EngineFactory
 from papersys.embed.coverage import coverage_by_year
 from papersys.embed.engines.base import Engine
 from papersys.embed.gaps import Coverage
@@ -297,3 +297,26 @@ def test_coverage_cache_recomputes_only_changed_years(config: Config) -> None:
     second = coverage_by_year(layout, model)
     assert second[2023].missing == 99  # not recomputed
     assert second[2024] == Coverage(papers=4, missing=4)  # recomputed: its metadata changed
+
+
+def test_small_additions_to_a_year_stay_parts_until_they_pile_up(tmp_path: Path) -> None:
+    """A daily run adding a paper to a big year must not rewrite the year file's vectors: the new vectors stay
+    a pending part (reads merge it) until MAX_PARTS of them pile up, then the year is compacted."""
+    config = make_config(tmp_path, dim=8, batch_size=4)
+    layout = Layout(config.data_dir)
+    engine = HashEngine(8)
+    upsert(layout, frame(*(row(f"2401.{n:05d}", title=f"Paper {n}") for n in range(1, 41))))
+    service.embed_autopatch(config, engine_factory=factory(engine))
+    year_file = layout.embedding_file("minilm", 2024)
+    first = year_file.stat().st_ino
+    for n in range(41, 42 + MAX_PARTS):
+        upsert(layout, frame(row(f"2401.{n:05d}", title=f"Paper {n}")))
+        assert service.embed_autopatch(config, engine_factory=factory(engine)).embedded == 1
+        rows = stored(config, 2024, dim=8)
+        assert rows.height == n and rows["valid"].all()
+        parts = store.pending_parts(layout, "minilm", 2024)
+        if n - 40 <= MAX_PARTS:
+            assert len(parts) == n - 40 and year_file.stat().st_ino == first  # the year file untouched
+    assert parts == [] and year_file.stat().st_ino != first  # the seventeenth part compacted them all
+    assert pl.read_parquet(year_file)["id"].to_list() == [f"2401.{n:05d}" for n in range(1, 42 + MAX_PARTS)]
+    assert service.embed_backlog(config).models[0].total.gaps == 0
