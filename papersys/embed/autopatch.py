@@ -3,6 +3,7 @@ per chunk, compacted per year. A kill loses at most the chunk in flight; a cance
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,10 @@ from papersys.store.verify import verify_metadata_store
 
 EngineFactory = Callable[[ModelConfig, Path], Engine]
 COMPACT_MIN_ROWS = 65_536  # mid-year compaction once pending rows reach max(this, rows in the year file)
+# At the end of a run a year's parts stay pending (every read merges them) unless they hold an eighth of its
+# year file or number more than MAX_PARTS: a daily backlog of a few papers per year would otherwise rewrite
+# every touched year file, vectors and all, every day.
+MAX_PARTS = 16
 
 
 def default_engine_factory(model: ModelConfig, log_path: Path) -> Engine:
@@ -157,6 +162,73 @@ def run_autopatch(
     return AutopatchReport(tuple(patches), dry_run)
 
 
+class _Backlog:
+    """The gaps still to embed, queued across years in order (newest first): chunks are cut from its front.
+
+    A daily harvest leaves a few papers in each of many years; cutting chunks across years hands the engine
+    full, length-sorted batches instead of one small partial chunk per year."""
+
+    def __init__(self) -> None:
+        self.frames: deque[pl.DataFrame] = deque()
+        self.rows = 0
+
+    def put(self, frame: pl.DataFrame) -> None:
+        if frame.height:
+            self.frames.append(frame)
+            self.rows += frame.height
+
+    def take(self, count: int) -> pl.DataFrame:
+        """The first ``count`` rows (or all that are left); slices share memory with the queued frames."""
+        taken: list[pl.DataFrame] = []
+        need = count
+        while need and self.frames:
+            frame = self.frames.popleft()
+            if frame.height > need:
+                self.frames.appendleft(frame.slice(need))
+                frame = frame.head(need)
+            taken.append(frame)
+            need -= frame.height
+        chunk = pl.concat(taken, how="vertical") if len(taken) > 1 else taken[0]
+        self.rows -= chunk.height
+        return chunk
+
+
+@dataclass
+class _OpenYear:
+    """A year whose gaps are queued: what is left to embed, and what has been written since its plan.
+
+    Holds the plan's figures, not the plan: a thin backlog keeps many years open at once."""
+
+    year: int
+    coverage: Coverage  # before this run
+    metadata_stat: list[int] | None  # taken before the plan read the metadata
+    keep: pl.Series | None  # the year's ids when it has orphans to prune, else None
+    queued: int  # gaps of the year not yet written
+    stored_rows: int  # rows in the year file as of the last compaction (or the plan)
+    has_parts: bool = False  # parts left by an earlier run
+    pending: int = 0  # rows written as parts since then
+    embedded: dict[str, int] = field(default_factory=dict)  # by gap status
+    pruned: int = 0
+
+    @classmethod
+    def of(cls, plan: YearPlan, queued: int, *, has_parts: bool) -> _OpenYear:
+        cov = plan.coverage
+        return cls(
+            year=plan.year,
+            coverage=cov,
+            metadata_stat=plan.metadata_stat,
+            keep=plan.ids if plan.has_metadata and plan.orphans else None,
+            queued=queued,
+            stored_rows=cov.papers - cov.missing + plan.orphans,
+            has_parts=has_parts,
+        )
+
+    def compact(self, store: EmbeddingStore) -> None:
+        done = store.compact(self.year, keep_ids=self.keep)
+        self.pruned += done.pruned
+        self.stored_rows, self.pending, self.has_parts = done.rows, 0, False
+
+
 class _Patcher:
     """One model's run: owns its engine (opened at the first gap, closed at the end)."""
 
@@ -167,6 +239,10 @@ class _Patcher:
         self.engine: Engine | None = None
         self.load_seconds = 0.0
         self.task: ProgressTask = NullProgress().task("")
+        self.backlog = _Backlog()
+        self.open: dict[int, _OpenYear] = {}  # years with queued gaps, in queue order
+        self.done: dict[int, YearPatch] = {}
+        self.plans: dict[int, YearPlan] = {}  # made while counting, not to be made twice
 
     def run(self, *, limit: int | None, dry_run: bool, reembed: bool) -> ModelPatch:
         model, layout, runtime = self.model, self.layout, self.runtime
@@ -176,74 +252,83 @@ class _Patcher:
         if not dry_run:
             crash_point("embed.manifest_ready")  # the manifest is written, nothing else yet
             store.sweep()
-        counts = coverage_by_year(layout, model, manifest, persist=not dry_run)  # a dry run writes nothing
+        counts = coverage_by_year(layout, model, manifest, persist=not dry_run, plans=None if dry_run else self.plans)
         if not dry_run:
             crash_point("embed.coverage_cached")
         backlog = sum(counts.values(), Coverage())
         budget = backlog.gaps if limit is None else min(limit, backlog.gaps)
         runtime.observer.backlog(model.alias, backlog.gaps)
-        years: list[YearPatch] = []
-        task = self.task = runtime.progress.task(f"embed {model.alias}", total=budget, unit="papers")
+        self.task = runtime.progress.task(f"embed {model.alias}", total=budget, unit="papers")
         try:
             for year, cov in counts.items():  # newest first
-                prunable = cov.orphans if layout.metadata_file(year).exists() else 0
-                if dry_run:
-                    todo = min(cov.gaps, budget)
-                    budget -= todo
-                    years.append(YearPatch(year, cov, embedded=todo, pruned=prunable))
-                    continue
-                has_parts = bool(store.pending_parts(year))
-                if (cov.gaps == 0 or budget == 0) and not prunable and not has_parts:
-                    years.append(YearPatch(year, cov))
-                    continue
-                done = self._patch_year(plan_year(store, model, year), budget)
-                budget -= done.embedded
-                years.append(done)
+                budget -= self._visit(year, cov, budget, dry_run=dry_run)
+            while self.backlog.rows:
+                self._embed_chunk(self.backlog.take(model.chunk_size))
+            self._close_finished()
         finally:
-            task.close()
+            self.task.close()
             if self.engine is not None:
                 self.engine.close()
         elapsed = runtime.monotonic() - start
-        result = ModelPatch(model.alias, action, backlog, tuple(years), elapsed, self.load_seconds, dry_run)
+        years = tuple(self.done[year] for year in counts)
+        result = ModelPatch(model.alias, action, backlog, years, elapsed, self.load_seconds, dry_run)
         runtime.observer.backlog(model.alias, result.remaining)
         return result
 
-    def _patch_year(self, plan: YearPlan, budget: int) -> YearPatch:
-        model, store = self.model, self.store
+    def _visit(self, year: int, cov: Coverage, budget: int, *, dry_run: bool) -> int:
+        """Plan one year and queue its gaps (embedding every full chunk); returns how many were queued."""
+        prunable = cov.orphans if self.layout.metadata_file(year).exists() else 0
+        if dry_run:
+            todo = min(cov.gaps, budget)
+            self.done[year] = YearPatch(year, cov, embedded=todo, pruned=prunable)
+            return todo
+        has_parts = bool(self.store.pending_parts(year))
+        if (cov.gaps == 0 or budget == 0) and not prunable and not has_parts:
+            self.done[year] = YearPatch(year, cov)
+            return 0
+        plan = self.plans.pop(year, None) or plan_year(self.store, self.model, year)
         gaps = plan.gaps.sort("id", descending=True).head(budget)  # newest papers of the year first
-        keep = plan.ids if plan.has_metadata else None
-        stored_rows = plan.coverage.papers - plan.coverage.missing + plan.orphans
-        pending = 0
-        embedded: dict[str, int] = {}
-        pruned = 0
-        for offset in range(0, gaps.height, model.chunk_size):
-            chunk = gaps.slice(offset, model.chunk_size)
-            written = self._embed_chunk(plan.year, chunk)
-            for status, count in written.group_by("status").len().iter_rows():
-                embedded[str(status)] = embedded.get(str(status), 0) + int(count)
-            pending += written.height
-            if pending >= max(COMPACT_MIN_ROWS, stored_rows) and offset + model.chunk_size < gaps.height:
-                done = store.compact(plan.year, keep_ids=keep)
-                pruned += done.pruned
-                stored_rows, pending = done.rows, 0
-        if pending or store.pending_parts(plan.year) or (keep is not None and plan.orphans):
-            pruned += store.compact(plan.year, keep_ids=keep).pruned
-        cov = plan.coverage
+        self.open[year] = _OpenYear.of(plan, gaps.height, has_parts=has_parts)
+        self.backlog.put(gaps.with_columns(pl.lit(year, dtype=pl.Int32).alias("year")))
+        while self.backlog.rows >= self.model.chunk_size:
+            self._embed_chunk(self.backlog.take(self.model.chunk_size))
+        self._close_finished()
+        return gaps.height
+
+    def _close_finished(self) -> None:
+        """Compact and record every open year whose gaps are all written."""
+        for year in [y for y, state in self.open.items() if state.queued == 0]:
+            self.done[year] = self._close_year(self.open.pop(year))
+
+    def _close_year(self, state: _OpenYear) -> YearPatch:
+        if self._due_for_compaction(state):
+            state.compact(self.store)
+        cov, embedded = state.coverage, state.embedded
         after = Coverage(
             papers=cov.papers,
             valid=cov.valid + sum(embedded.values()),
             missing=cov.missing - embedded.get("missing", 0),
             invalid=cov.invalid - embedded.get("invalid", 0),
             stale=cov.stale - embedded.get("stale", 0),
-            orphans=cov.orphans - pruned,
+            orphans=cov.orphans - state.pruned,
         )
-        sig = signature(store, model, plan.year, plan.metadata_stat)
-        record_coverage(store, {plan.year: (sig, after)})
+        sig = signature(self.store, self.model, state.year, state.metadata_stat)
+        record_coverage(self.store, {state.year: (sig, after)})
         crash_point("embed.year_recorded")
-        return YearPatch(plan.year, cov, embedded=sum(embedded.values()), pruned=pruned)
+        return YearPatch(state.year, cov, embedded=sum(embedded.values()), pruned=state.pruned)
 
-    def _embed_chunk(self, year: int, chunk: pl.DataFrame) -> pl.DataFrame:
-        """Embed one chunk (longest texts first) and write what got embedded as one part; returns those rows."""
+    def _due_for_compaction(self, state: _OpenYear) -> bool:
+        if state.keep is not None:
+            return True  # orphans to prune
+        parts = len(self.store.pending_parts(state.year)) if state.pending or state.has_parts else 0
+        if not parts:
+            return False
+        if not self.store.year_file(state.year).exists():
+            return True  # a year's first vectors become its year file
+        return parts > MAX_PARTS or state.pending * 8 >= state.stored_rows
+
+    def _embed_chunk(self, chunk: pl.DataFrame) -> None:
+        """Embed one chunk (longest texts first; it may span years) and write one part per year it holds."""
         model, runtime = self.model, self.runtime
         chunk = chunk.sort(pl.col("text").str.len_chars(), descending=True, maintain_order=True)
         texts = chunk["text"].to_list()
@@ -264,9 +349,9 @@ class _Patcher:
                 self.task.advance(len(batch))
         except (Interrupted, EngineError):
             # a cancel or a dead worker keeps every finished batch of the chunk (a kill -9 loses the chunk)
-            self._write(year, chunk.head(done), vectors[:done])
+            self._write(chunk.head(done), vectors[:done])
             raise
-        return self._write(year, chunk, vectors)
+        self._write(chunk, vectors)
 
     def _checked(self, vectors: Vectors, count: int) -> Vectors:
         checked = check_vectors(self.model.alias, vectors, count, self.model.dim)
@@ -274,12 +359,20 @@ class _Patcher:
             raise EngineError(self.model.alias, "vectors overflow float16 storage; use dtype = 'float32'")
         return checked
 
-    def _write(self, year: int, rows: pl.DataFrame, vectors: Vectors) -> pl.DataFrame:
+    def _write(self, rows: pl.DataFrame, vectors: Vectors) -> None:
+        """One part per year of ``rows``; a year's parts are compacted once they outgrow its file."""
         if rows.height == 0:
-            return rows
-        frame = rows.select("id", "text_hash").with_columns(
+            return
+        frame = rows.select("id", "text_hash", "status", "year").with_columns(
             pl.Series("vector", vectors), pl.lit(self.runtime.clock()).alias("embedded_at")
         )
-        self.store.write_part(year, frame)
-        crash_point("embed.part_written")  # a durable chunk, not yet compacted into the year file
-        return rows
+        for (year,), part in frame.group_by("year", maintain_order=True):
+            state = self.open[int(year)]
+            self.store.write_part(state.year, part)
+            crash_point("embed.part_written")  # a durable chunk, not yet compacted into the year file
+            for status, count in part.group_by("status").len().iter_rows():
+                state.embedded[str(status)] = state.embedded.get(str(status), 0) + int(count)
+            state.queued -= part.height
+            state.pending += part.height
+            if state.queued and state.pending >= max(COMPACT_MIN_ROWS, state.stored_rows):
+                state.compact(self.store)  # mid-year: bounds the parts a reader merges

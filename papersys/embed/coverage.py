@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
 
 from papersys.config import ModelConfig
 from papersys.embed.gaps import Coverage, classify, coverage_of, orphan_ids
+from papersys.embed.hashes import year_text_hashes
 from papersys.embed.manifest import check_manifest
-from papersys.embed.text import hash_texts, render_texts, template_fields
+from papersys.embed.text import render_texts, template_fields
 from papersys.errors import StoreError
 from papersys.store.atomic import file_stat, read_json, write_json
 from papersys.store.embeddings import EmbeddingStore, Manifest
@@ -21,6 +22,7 @@ from papersys.store.layout import Layout
 from papersys.store.metadata import read_year
 
 _CACHE_VERSION = 1
+KEEP_PLAN_ROWS = 65_536  # gap rows of the plans that coverage_by_year may hand on (their texts stay in memory)
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,17 @@ def model_store(layout: Layout, model: ModelConfig, manifest: Manifest) -> Embed
     return EmbeddingStore(layout, model.alias, model.dim, model.dtype, manifest.valid_since)
 
 
-def plan_year(store: EmbeddingStore, model: ModelConfig, year: int) -> YearPlan:
-    """Read one year's metadata and stored vectors and classify every paper."""
+def plan_year(store: EmbeddingStore, model: ModelConfig, year: int, *, persist: bool = True) -> YearPlan:
+    """Read one year's metadata and stored vectors and classify every paper (``persist``: may update the
+    text-hash cache)."""
     layout = store.layout
     metadata_stat = file_stat(layout.metadata_file(year))
     embeddings_stat = store.files_signature(year)
     columns = list(dict.fromkeys(["id", *template_fields(model.template)]))
     meta = read_year(layout, year, columns=columns)
     texts = render_texts(meta, model.template, model.prefix)
-    expected = pl.DataFrame({"id": meta["id"], "text_hash": hash_texts(texts), "text": texts})
+    hashes = year_text_hashes(layout, store.alias, year, meta["id"], texts, persist=persist)
+    expected = pl.DataFrame({"id": meta["id"], "text_hash": hashes, "text": texts})
     stored = store.read(year, vectors=False)
     classified = classify(expected, stored, valid_since=store.valid_since)
     orphans = orphan_ids(expected, stored).len()
@@ -119,12 +123,19 @@ def record_coverage(
 
 
 def coverage_by_year(
-    layout: Layout, model: ModelConfig, manifest: Manifest | None = None, *, persist: bool = True
+    layout: Layout,
+    model: ModelConfig,
+    manifest: Manifest | None = None,
+    *,
+    persist: bool = True,
+    plans: dict[int, YearPlan] | None = None,
 ) -> dict[int, Coverage]:
     """Counts per year (newest first), from the cache where a year's inputs are unchanged.
 
     Recomputed years are written back to the cache unless ``persist`` is false (``status`` writes
-    nothing). Raises ManifestMismatchError when ``model`` no longer matches its stored manifest.
+    nothing). Raises ManifestMismatchError when ``model`` no longer matches its stored manifest. Given
+    ``plans``, the plans made for recomputed years are put there while their gaps add up to at most
+    KEEP_PLAN_ROWS, so that autopatch need not plan a year twice (planning hashes every text of the year).
     """
     store = model_store(layout, model, manifest or check_manifest(layout, model))
     cache = _load_cache(store)
@@ -134,10 +145,12 @@ def coverage_by_year(
         sig = signature(store, model, year, file_stat(layout.metadata_file(year)))
         cov = _cached(cache.get(str(year)), sig)
         if cov is None:
-            plan = plan_year(store, model, year)
+            plan = plan_year(store, model, year, persist=persist)
             cov = plan.coverage
             fresh = signature(store, model, year, plan.metadata_stat, embeddings_stat=plan.embeddings_stat)
             updates[year] = (fresh, cov)  # under the stats taken before the plan read its files
+            if plans is not None and sum(p.gaps.height for p in plans.values()) + cov.gaps <= KEEP_PLAN_ROWS:
+                plans[year] = replace(plan, ids=plan.ids if plan.orphans else plan.ids.clear())
         result[year] = cov
     gone = set(cache) - {str(y) for y in result}  # years whose files were removed
     if persist and (updates or gone):

@@ -70,12 +70,19 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 def write_parquet(
-    frame: pl.DataFrame, path: Path, *, compression: Compression = "zstd", row_group_size: int | None = None
+    frame: pl.DataFrame,
+    path: Path,
+    *,
+    compression: Compression = "zstd",
+    row_group_size: int | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> None:
     """Write ``frame`` to ``path`` atomically (zstd by default, with statistics; polars' row groups unless
-    ``row_group_size`` is given)."""
+    ``row_group_size`` is given; ``metadata`` as the file's key-value metadata)."""
     with atomic_path(path) as tmp:
-        frame.write_parquet(tmp, compression=compression, statistics=True, row_group_size=row_group_size)
+        frame.write_parquet(
+            tmp, compression=compression, statistics=True, row_group_size=row_group_size, metadata=metadata
+        )
 
 
 def write_bytes(data: bytes, path: Path) -> None:

@@ -21,6 +21,10 @@ EMBEDDED_AT = pl.Datetime("us", "UTC")
 STORAGE_DTYPES: dict[str, pl.DataType] = {"float32": pl.Float32(), "float16": pl.Float16()}
 KEY_COLUMNS = ("id", "text_hash", "embedded_at")
 _VALIDITY_BLOCK = 65_536  # rows checked per numpy block: bounds the temporary boolean arrays
+# Key-value metadata of the files papersys writes: how many of its vectors are invalid. A key-only read
+# (gap detection) of a file that says 0 skips its vector column, the bulk of the file; a file without the
+# key (written by another tool, or before it existed) has its vectors read and checked.
+INVALID_ROWS_KEY = "papersys.invalid_rows"
 
 
 def embedding_schema(dim: int, dtype: str) -> dict[str, pl.DataType]:
@@ -169,6 +173,7 @@ class EmbeddingStore:
         """Remove temp files that writers killed mid-write left behind."""
         sweep_temp_files(self.layout.embeddings_dir(self.alias))
         sweep_temp_files(self.layout.embedding_pending_dir(self.alias))
+        sweep_temp_files(self.layout.text_hash_dir(self.alias))
 
     # manifest ---------------------------------------------------------------------------------------------
     def read_manifest(self) -> Manifest | None:
@@ -194,7 +199,7 @@ class EmbeddingStore:
         for path in [self.year_file(year), *self.pending_parts(year)]:
             if not path.exists():
                 continue
-            frame = _read_file(path, self.dim, self.dtype, self.valid_since)
+            frame = _read_file(path, self.dim, self.dtype, self.valid_since, vectors=vectors)
             frames.append(frame if vectors else frame.drop("vector"))
         columns = [*KEY_COLUMNS, "valid", *(["vector"] if vectors else [])]
         if not frames:
@@ -210,7 +215,7 @@ class EmbeddingStore:
         parts = self.layout.embedding_parts(self.alias, year)
         seq = parts[-1].seq + 1 if parts else 1
         path = self.layout.embedding_part_file(self.alias, year, seq)
-        write_parquet(self.canonical(frame), path)
+        _write_checked(self.canonical(frame), path)
         return path
 
     def compact(self, year: int, *, keep_ids: pl.Series | None = None) -> Compaction:
@@ -229,7 +234,7 @@ class EmbeddingStore:
             frame = kept
         path = self.year_file(year)
         if frame.height or path.exists():
-            write_parquet(self.canonical(frame.sort("id")), path)
+            _write_checked(self.canonical(frame.sort("id")), path)
         crash_point("embed.compacted")  # the year file holds every row, its parts are not deleted yet
         for part in parts:
             with storage_guard(part, "delete"):
@@ -262,6 +267,20 @@ def vector_validity(vectors: pl.Series) -> pl.Series:
     return pl.Series("valid", ok)
 
 
+def _write_checked(frame: pl.DataFrame, path: Path) -> None:
+    """Write a canonical frame, recording in the file how many of its vectors are invalid."""
+    invalid = frame.height - int(vector_validity(frame["vector"]).sum())
+    write_parquet(frame, path, metadata={INVALID_ROWS_KEY: str(invalid)})
+
+
+def _known_valid(path: Path) -> bool:
+    """Whether the file records that every vector in it is valid (see INVALID_ROWS_KEY)."""
+    try:
+        return pl.read_parquet_metadata(path).get(INVALID_ROWS_KEY) == "0"
+    except Exception:  # unreadable metadata: read the vectors, which raises the proper error if need be
+        return False
+
+
 def _schema_of(path: Path) -> dict[str, pl.DataType]:
     try:
         return dict(pl.read_parquet_schema(path))
@@ -273,8 +292,11 @@ def _schema_of(path: Path) -> dict[str, pl.DataType]:
         ) from exc
 
 
-def _read_file(path: Path, dim: int, dtype: str, valid_since: datetime | None) -> pl.DataFrame:
-    """One file in the canonical schema plus ``valid``; lenient with List vectors, strict with Array widths."""
+def _read_file(path: Path, dim: int, dtype: str, valid_since: datetime | None, *, vectors: bool = True) -> pl.DataFrame:
+    """One file in the canonical schema plus ``valid``; lenient with List vectors, strict with Array widths.
+
+    Without ``vectors``, a file of the right width that records no invalid vector is not read past its keys
+    (the ``vector`` column is then all null)."""
     schema = _schema_of(path)
     missing = [c for c in ("id", "text_hash", "vector", "embedded_at") if c not in schema]
     if missing:
@@ -295,6 +317,8 @@ def _read_file(path: Path, dim: int, dtype: str, valid_since: datetime | None) -
         )
     if not isinstance(vtype, pl.Array | pl.List) or not vtype.inner.is_numeric():
         raise StoreError(path, f"vector column has type {vtype}, not an array of floats", "move it aside")
+    if not vectors and vtype == target and _known_valid(path):
+        return keys.with_columns(pl.lit(None, dtype=target).alias("vector"), valid=pl.lit(True))
     vec = pl.read_parquet(path, columns=["vector"]).to_series()
     if isinstance(vtype, pl.List):  # hand-written or legacy: rows of the wrong length are invalid, not fatal
         vec = pl.select(

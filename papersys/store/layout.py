@@ -87,6 +87,13 @@ class Layout:
         """Per-year coverage counts of one model, keyed by a signature of their input files."""
         return self.state_dir / "coverage" / f"{alias}.json"
 
+    def text_hash_dir(self, alias: str) -> Path:
+        """Remembered text hashes of one model's papers, a file per year (a cache: safe to delete)."""
+        return self.state_dir / "hashes" / alias
+
+    def text_hash_cache(self, alias: str, year: int) -> Path:
+        return self.text_hash_dir(alias) / f"{year}.parquet"
+
     def worker_log(self, alias: str) -> Path:
         """stdout/stderr of the spawned embedding worker of one model (rewritten per run)."""
         return self.state_dir / "logs" / f"embed-{alias}.log"

@@ -1,8 +1,13 @@
 """embed: raw model.encode vs autopatch papers/s; gap detection at 3 M ids; pipeline peak RSS at 100 k vs 1 M.
 
 Each part runs in a fresh child process (``--part NAME``) so its peak RSS is its own. Parts:
-  throughput  raw ``SentenceTransformer.encode`` on N rendered texts vs ``run_autopatch`` on the same N papers
-              (Parquet metadata → Parquet vectors), same model, batch size and threads; medians of repeats.
+  throughput  raw ``SentenceTransformer.encode`` on the backlog's rendered texts vs ``run_autopatch`` on the
+              same papers (Parquet metadata → Parquet vectors), same model, batch size and threads; medians of
+              repeats, alternated. One run per backlog shape (``--shapes``):
+                year    N papers in one year, nothing stored (a first index)
+                spread  N papers over 18 years, nothing stored
+                thin    a daily harvest: --thin-gaps new papers over 18 years that already hold
+                        --stored-per-year embedded papers each (planning reads and hashes those too)
   gaps        ``classify`` + ``coverage_of`` over 3 M synthetic ids (time, peak RSS); hashing 300 k texts.
   pipeline    autopatch with a constant-time stand-in engine on a store of 100 k-paper years: 1 year
               (100 k backlog) vs 10 years (1 M backlog); peak RSS must stay flat (streaming per year).
@@ -77,6 +82,40 @@ def _write_years(root: Path, years: dict[int, int]) -> None:
         write_parquet(synthetic_year(year, n, seed=year), layout.metadata_file(year))
 
 
+SPREAD_YEARS = 18
+
+
+def _backlog_store(root: Path, args: argparse.Namespace, dim: int) -> list[str]:
+    """Write the store of ``args.shape`` under ``root``; returns the ids of the backlog (the papers to embed).
+
+    For ``thin`` the stored papers are embedded first with a constant-time engine (valid vectors of the right
+    text hashes), then the new papers are added to the metadata."""
+    from papersys.config import ModelConfig
+    from papersys.embed.autopatch import run_autopatch
+    from papersys.runtime import Runtime
+    from papersys.store.atomic import write_parquet
+    from papersys.store.layout import Layout
+
+    layout = Layout(root)
+    if args.shape == "year":
+        _write_years(root, {2024: args.n})
+        return synthetic_year(2024, args.n, seed=2024)["id"].to_list()
+    years = [2024 - i for i in range(SPREAD_YEARS)]
+    total = args.n if args.shape == "spread" else args.thin_gaps
+    new = {year: total // SPREAD_YEARS + (i < total % SPREAD_YEARS) for i, year in enumerate(years)}
+    old = dict.fromkeys(years, 0 if args.shape == "spread" else args.stored_per_year)
+    frames = {year: synthetic_year(year, old[year] + new[year], seed=year) for year in years}
+    if args.shape == "thin":
+        for year, frame in frames.items():
+            write_parquet(frame.head(old[year]), layout.metadata_file(year))
+        engine = _ConstantEngine(dim)
+        model = ModelConfig(dim=dim, batch_size=1024, chunk_size=65_536)
+        run_autopatch(layout, [model], Runtime(), engine_factory=lambda m, p: engine)
+    for year, frame in frames.items():
+        write_parquet(frame, layout.metadata_file(year))
+    return [pid for year, frame in frames.items() for pid in frame["id"].to_list()[old[year] :]]
+
+
 # parts ----------------------------------------------------------------------------------------------------
 def part_throughput(args: argparse.Namespace) -> dict[str, Any]:
     import shutil
@@ -92,12 +131,19 @@ def part_throughput(args: argparse.Namespace) -> dict[str, Any]:
     from papersys.store.metadata import read_year
 
     root = Path(tempfile.mkdtemp(prefix="bench-embed-"))
-    _write_years(root, {2024: args.n})
     layout = Layout(root)
     model = ModelConfig(batch_size=args.batch_size, max_length=args.max_length, chunk_size=args.chunk_size)
+    backlog = _backlog_store(root, args, model.dim)
+    saved = root / "saved"  # the store before autopatch, restored before each repeat
+    for name in ("embeddings", "state"):
+        if (root / name).exists():
+            shutil.copytree(root / name, saved / name)
     engine = SentenceTransformerEngine(model)
     raw_model = engine._st  # the very same loaded model: identical weights, threads, device
-    texts = render_texts(read_year(layout, 2024), model.template).to_list()
+    metadata = pl.concat([read_year(layout, year) for year in layout.metadata_years()])
+    metadata = metadata.filter(pl.col("id").is_in(backlog))
+    texts = render_texts(metadata, model.template).to_list()
+    n, years = len(texts), len(layout.metadata_years())
     engine.embed(texts[: args.batch_size])  # warm-up
 
     class Shared:  # the loaded engine, lent to autopatch for each repeat
@@ -110,15 +156,17 @@ def part_throughput(args: argparse.Namespace) -> dict[str, Any]:
     def measure_raw() -> tuple[float, float]:
         wall, cpu = time.perf_counter(), time.process_time()
         raw_model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False)
-        return args.n / (time.perf_counter() - wall), args.n / (time.process_time() - cpu)
+        return n / (time.perf_counter() - wall), n / (time.process_time() - cpu)
 
     def measure_autopatch() -> tuple[float, float]:
-        shutil.rmtree(layout.embeddings_root, ignore_errors=True)
-        shutil.rmtree(layout.state_dir, ignore_errors=True)
+        for name in ("embeddings", "state"):
+            shutil.rmtree(root / name, ignore_errors=True)
+            if (saved / name).exists():
+                shutil.copytree(saved / name, root / name)
         wall, cpu = time.perf_counter(), time.process_time()
         report = run_autopatch(layout, [model], Runtime(), engine_factory=lambda m, p: Shared())
-        assert report.embedded == args.n
-        return args.n / (time.perf_counter() - wall), args.n / (time.process_time() - cpu)
+        assert report.embedded == n, (report.embedded, n)
+        return n / (time.perf_counter() - wall), n / (time.process_time() - cpu)
 
     # wall-clock papers/s, and papers per CPU-second (robust when other jobs share the 2 cores)
     raw, patched, raw_cpu, patched_cpu = [], [], [], []
@@ -130,7 +178,10 @@ def part_throughput(args: argparse.Namespace) -> dict[str, Any]:
             (patched_cpu if measure is measure_autopatch else raw_cpu).append(cpu_rate)
     shutil.rmtree(root, ignore_errors=True)
     return {
-        "n": args.n,
+        "shape": args.shape,
+        "n": n,
+        "years": years,
+        "stored_per_year": args.stored_per_year if args.shape == "thin" else 0,
         "batch_size": args.batch_size,
         "max_length": args.max_length,
         "chunk_size": args.chunk_size,
@@ -251,7 +302,11 @@ PARTS = {"throughput": part_throughput, "gaps": part_gaps, "pipeline": part_pipe
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--part", choices=sorted(PARTS), help="run one part in this process (internal)")
     parser.add_argument("--skip", action="append", default=[], choices=sorted(PARTS), help="skip a part")
-    parser.add_argument("--n", type=int, default=1000, help="papers for the throughput comparison")
+    parser.add_argument("--n", type=int, default=1000, help="throughput: backlog of the year and spread shapes")
+    parser.add_argument("--shapes", default="year,spread,thin", help="throughput: backlog shapes to run")
+    parser.add_argument("--shape", default="year", choices=("year", "spread", "thin"), help=argparse.SUPPRESS)
+    parser.add_argument("--thin-gaps", type=int, default=400, help="throughput: the thin shape's backlog")
+    parser.add_argument("--stored-per-year", type=int, default=20_000, help="throughput: thin shape's stored")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=256)
@@ -266,7 +321,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _child(args: argparse.Namespace, part: str, extra: list[str]) -> dict[str, Any]:
     script = Path(__file__).resolve().parents[1] / "bench.py"
     argv = [sys.executable, str(script), "embed", "--part", part, *extra]
-    for name in ("n", "repeats", "batch_size", "max_length", "chunk_size", "gap_ids", "hash_texts", "year_size"):
+    names = ("n", "repeats", "batch_size", "max_length", "chunk_size", "gap_ids", "hash_texts", "year_size")
+    for name in (*names, "thin_gaps", "stored_per_year"):
         argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     result: dict[str, Any] = json.loads(out)
@@ -280,7 +336,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return PARTS[args.part](args)
     result: dict[str, Any] = {}
     if "throughput" not in args.skip:
-        result["throughput"] = _child(args, "throughput", [])
+        result["throughput"] = [
+            _child(args, "throughput", ["--shape", shape]) for shape in args.shapes.split(",") if shape.strip()
+        ]
     if "gaps" not in args.skip:
         result["gaps"] = _child(args, "gaps", [])
     if "pipeline" not in args.skip:

@@ -16,7 +16,7 @@ from support.embedding import PAPERS, CountingEngine, HashEngine, add_papers, ha
 
 from papersys import service
 from papersys.config import Config, ModelConfig
-from papersys.embed.autopatch import EngineFactory
+from papersys.embed.autopatch import MAX_PARTS, EngineFactory
 from papersys.embed.coverage import coverage_by_year
 from papersys.embed.engines.base import Engine
 from papersys.embed.gaps import Coverage
@@ -249,7 +249,37 @@ def test_progress_and_metrics_hooks(tmp_path: Path) -> None:
     task = recorder.tasks["embed minilm (papers)"]
     assert (task.total, task.done, task.closed) == (6, 6, True)
     assert recorder.backlogs == [6, 0]
-    assert recorder.embedded_counts == [3, 2, 1]  # batches of ≤ 4 within each year, newest year first
+    assert recorder.embedded_counts == [4, 2]  # full batches cut across the three years, not one per year
+
+
+def test_a_thin_backlog_is_embedded_in_full_batches_across_years_and_written_per_year(tmp_path: Path) -> None:
+    """A daily harvest touches a few papers in many years: they share chunks and batches, each year still
+    gets exactly its own rows (one part per year and chunk, compacted), and a mid-chunk year boundary is kept."""
+    config = make_config(tmp_path, dim=8, batch_size=4, chunk_size=5)
+    layout = Layout(config.data_dir)
+    papers = [
+        (f"{yy:02d}01.{n:05d}", f"Title {yy} {n}", "word " * (n + 3 * yy % 7)) for yy in range(10, 19) for n in (1, 2)
+    ]
+    upsert(layout, frame(*(row(pid, title=title, abstract=abstract) for pid, title, abstract in papers)))
+    engine = HashEngine(8)
+    recorder = Recorder()
+    report = service.embed_autopatch(
+        config, runtime=Runtime(progress=recorder, observer=recorder), engine_factory=factory(engine)
+    )
+    (patch,) = report.models
+    assert patch.embedded == 18 and patch.remaining == 0
+    assert [y.year for y in patch.years] == list(range(2018, 2009, -1))  # newest first
+    assert all(y.embedded == 2 for y in patch.years)
+    # 18 papers in chunks of 5 (4 chunks), batches of 4 inside each: 4+1, 4+1, 4+1, 3
+    assert recorder.embedded_counts == [4, 1, 4, 1, 4, 1, 3]
+    assert store.pending_parts(layout, "minilm") == []  # every year compacted
+    for yy in range(10, 19):
+        rows = store.read_embeddings(layout, "minilm", 2000 + yy, dim=8).sort("id")
+        assert rows["id"].to_list() == [f"{yy:02d}01.00001", f"{yy:02d}01.00002"]
+        expected = {pid: f"{title}\n{abstract}" for pid, title, abstract in papers}
+        vectors = np.stack([hash_vector(expected[pid], 8) for pid in rows["id"]])
+        np.testing.assert_allclose(rows["vector"].to_numpy(), vectors, atol=1e-6)
+    assert service.embed_backlog(config).models[0].total.gaps == 0
 
 
 def test_coverage_cache_recomputes_only_changed_years(config: Config) -> None:
@@ -267,3 +297,26 @@ def test_coverage_cache_recomputes_only_changed_years(config: Config) -> None:
     second = coverage_by_year(layout, model)
     assert second[2023].missing == 99  # not recomputed
     assert second[2024] == Coverage(papers=4, missing=4)  # recomputed: its metadata changed
+
+
+def test_small_additions_to_a_year_stay_parts_until_they_pile_up(tmp_path: Path) -> None:
+    """A daily run adding a paper to a big year must not rewrite the year file's vectors: the new vectors stay
+    a pending part (reads merge it) until MAX_PARTS of them pile up, then the year is compacted."""
+    config = make_config(tmp_path, dim=8, batch_size=4)
+    layout = Layout(config.data_dir)
+    engine = HashEngine(8)
+    upsert(layout, frame(*(row(f"2401.{n:05d}", title=f"Paper {n}") for n in range(1, 41))))
+    service.embed_autopatch(config, engine_factory=factory(engine))
+    year_file = layout.embedding_file("minilm", 2024)
+    first = year_file.stat().st_ino
+    for n in range(41, 42 + MAX_PARTS):
+        upsert(layout, frame(row(f"2401.{n:05d}", title=f"Paper {n}")))
+        assert service.embed_autopatch(config, engine_factory=factory(engine)).embedded == 1
+        rows = stored(config, 2024, dim=8)
+        assert rows.height == n and rows["valid"].all()
+        parts = store.pending_parts(layout, "minilm", 2024)
+        if n - 40 <= MAX_PARTS:
+            assert len(parts) == n - 40 and year_file.stat().st_ino == first  # the year file untouched
+    assert parts == [] and year_file.stat().st_ino != first  # the seventeenth part compacted them all
+    assert pl.read_parquet(year_file)["id"].to_list() == [f"2401.{n:05d}" for n in range(1, 42 + MAX_PARTS)]
+    assert service.embed_backlog(config).models[0].total.gaps == 0

@@ -104,6 +104,31 @@ def test_invalid_vectors_are_flagged_not_dropped(layout: Layout, emb: EmbeddingS
     }
 
 
+def test_files_record_their_invalid_vectors_and_key_reads_trust_only_that(layout: Layout, emb: EmbeddingStore) -> None:
+    """Gap detection reads keys only: a file that records 0 invalid vectors is not read past its keys; a file
+    with invalid vectors, or without the record (written by another tool), still has every vector checked."""
+    emb.write_part(2024, rows(["a", "b"], 1.0))
+    (part,) = emb.pending_parts(2024)
+    assert pl.read_parquet_metadata(part)[store.INVALID_ROWS_KEY] == "0"
+    keys = read(layout, vectors=False)
+    assert keys["valid"].to_list() == [True, True] and "vector" not in keys.columns
+
+    emb.write_part(2024, rows(["c"], 0.0))  # all-zero: invalid, and recorded as such
+    assert pl.read_parquet_metadata(emb.pending_parts(2024)[-1])[store.INVALID_ROWS_KEY] == "1"
+    emb.compact(2024)
+    year_file = layout.embedding_file("m", 2024)
+    assert pl.read_parquet_metadata(year_file)[store.INVALID_ROWS_KEY] == "1"
+    assert read(layout, vectors=False)["valid"].to_list() == [True, True, False]
+
+    # the same rows rewritten by another tool (no record) with a NaN put in: found by reading the vectors
+    foreign = pl.read_parquet(year_file).with_columns(
+        pl.Series("vector", np.array([[np.nan, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]], dtype=np.float32))
+    )
+    foreign.write_parquet(year_file)
+    assert store.INVALID_ROWS_KEY not in pl.read_parquet_metadata(year_file)
+    assert read(layout, vectors=False)["valid"].to_list() == [False, True, True]
+
+
 def test_list_vectors_are_read_leniently_and_rewritten_canonically(layout: Layout, emb: EmbeddingStore) -> None:
     path = layout.embedding_file("m", 2024)
     path.parent.mkdir(parents=True)
