@@ -296,7 +296,85 @@ def part_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-PARTS = {"throughput": part_throughput, "gaps": part_gaps, "pipeline": part_pipeline}
+_BARE_ENCODE = """
+import sys, polars as pl
+from model2vec import StaticModel
+texts = pl.read_parquet(sys.argv[1])["text"].to_list()
+model = StaticModel.from_pretrained(sys.argv[2], force_download=False)
+vectors = model.encode(texts, batch_size=int(sys.argv[3]), max_length=int(sys.argv[4]), normalize=True)
+assert vectors.shape[0] == len(texts)
+"""
+
+
+def part_static(args: argparse.Namespace) -> dict[str, Any]:
+    """Whole processes, alternated: ``papersys embed autopatch`` with a model2vec model on a store vs a bare
+    ``StaticModel.encode`` of the same rendered texts (read from a Parquet file; nothing written)."""
+    import shutil
+
+    from model2vec import StaticModel
+
+    from papersys.embed.text import render_texts
+    from papersys.store.layout import Layout
+    from papersys.store.metadata import read_year
+
+    model_dir = Path(args.static_model).resolve()
+    dim = int(StaticModel.from_pretrained(model_dir, force_download=False).dim)
+    root = Path(tempfile.mkdtemp(prefix="bench-static-"))
+    data = root / "data"
+    args.shape, args.n = args.static_shape, args.static_n
+    backlog = set(_backlog_store(data, args, dim))
+    layout = Layout(data)
+    metadata = pl.concat([read_year(layout, year) for year in layout.metadata_years()])
+    texts = render_texts(metadata.filter(pl.col("id").is_in(list(backlog))), args.static_template)
+    texts.to_frame("text").write_parquet(root / "texts.parquet")
+    n = texts.len()
+    config = root / "papersys.toml"
+    config.write_text(
+        f'data_dir = {json.dumps(str(data))}\n\n[[embedding.models]]\nalias = "static"\nbackend = "model2vec"\n'
+        f"name = {json.dumps(str(model_dir))}\ndim = {dim}\nbatch_size = {args.static_batch_size}\n"
+        f"chunk_size = {args.chunk_size}\nmax_length = {args.max_length}\n"
+        f"template = {json.dumps(args.static_template)}\n"
+    )
+    saved = root / "saved"
+    shutil.copytree(data, saved)
+    bare = [sys.executable, "-c", _BARE_ENCODE, str(root / "texts.parquet"), str(model_dir)]
+    bare += [str(args.static_batch_size), str(args.max_length)]
+    autopatch = [sys.executable, "-m", "papersys", "--config", str(config), "embed", "autopatch", "--json"]
+
+    def timed(argv: list[str]) -> float:
+        began = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - began
+        if done.returncode:
+            raise SystemExit(f"{argv[2:5]} failed: {done.stderr.strip()[-2000:]}")
+        if argv is autopatch:
+            assert json.loads(done.stdout)["embedded"] == n
+        return seconds
+
+    raw, patched = [], []
+    for rep in range(args.repeats):
+        shutil.rmtree(data)
+        shutil.copytree(saved, data)
+        for argv in (autopatch, bare) if rep % 2 else (bare, autopatch):
+            (patched if argv is autopatch else raw).append(n / timed(argv))
+    shutil.rmtree(root, ignore_errors=True)
+    return {
+        "shape": args.static_shape,
+        "n": n,
+        "model": str(model_dir),
+        "dim": dim,
+        "batch_size": args.static_batch_size,
+        "chunk_size": args.chunk_size,
+        "bare_encode_papers_per_s": [round(x) for x in raw],
+        "autopatch_papers_per_s": [round(x) for x in patched],
+        "bare_median": round(statistics.median(raw)),
+        "autopatch_median": round(statistics.median(patched)),
+        "ratio_median": round(statistics.median(patched) / statistics.median(raw), 3),
+        "paired_ratios": [round(p / r, 3) for p, r in zip(patched, raw, strict=True)],
+    }
+
+
+PARTS = {"throughput": part_throughput, "gaps": part_gaps, "pipeline": part_pipeline, "static": part_static}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -311,6 +389,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--chunk-size", type=int, default=2048)
+    parser.add_argument("--static-model", help="static: a model2vec model directory (papersys model distill)")
+    parser.add_argument("--static-n", type=int, default=30_000, help="static: papers in the backlog")
+    parser.add_argument("--static-shape", default="spread", choices=("year", "spread"))
+    parser.add_argument("--static-batch-size", type=int, default=1024)
+    parser.add_argument("--static-template", default="{title}\n{title}\n{title}\n{abstract}")
     parser.add_argument("--gap-ids", type=int, default=3_000_000)
     parser.add_argument("--hash-texts", type=int, default=300_000)
     parser.add_argument("--year-size", type=int, default=100_000)
@@ -341,6 +424,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ]
     if "gaps" not in args.skip:
         result["gaps"] = _child(args, "gaps", [])
+    if "static" not in args.skip and args.static_model:
+        extra = ["--static-model", args.static_model, "--static-n", str(args.static_n)]
+        extra += ["--static-shape", args.static_shape, "--static-batch-size", str(args.static_batch_size)]
+        result["static"] = _child(args, "static", [*extra, "--static-template", args.static_template])
     if "pipeline" not in args.skip:
         result["pipeline"] = [
             _child(args, "pipeline", ["--years", years]) for years in args.backlogs.split(",") if years.strip()
