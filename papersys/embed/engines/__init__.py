@@ -1,7 +1,7 @@
 """Embedding engines behind one interface (``base``), and the factory that picks inline or a spawned worker.
 
 Implementations are imported lazily: sentence-transformers costs 8-11 s to import, vllm is only ever
-imported inside a spawned worker.
+imported inside a spawned worker, and the static (model2vec) engine must not pull in torch at all.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ def inline_engine(model: ModelConfig) -> Engine:
         from papersys.embed.engines.vllm import VllmEngine
 
         return VllmEngine(model)
+    if model.backend == "model2vec":
+        from papersys.embed.engines.static import StaticEngine
+
+        return StaticEngine(model)
     from papersys.embed.engines.st import SentenceTransformerEngine
 
     return SentenceTransformerEngine(model)
