@@ -270,7 +270,9 @@ def _dims(_ctx: click.Context, param: click.Parameter, value: str) -> int | None
     metavar="N",
     help="Add the N most frequent words of the stored titles and abstracts to the vocabulary.",
 )
-@click.option("--no-subwords", is_flag=True, help="Drop the source's subword vocabulary (small, worse): tests, trials.")
+@click.option(
+    "--no-subwords", is_flag=True, help="Word-level: only the store's N words (quick to distil, worse: for trials)."
+)
 @click.option("--force", is_flag=True, help="Replace an existing model of this alias.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj

@@ -78,7 +78,8 @@ def distill_model(
     _check_input(layout, source, target, options)
     started = time.monotonic()
     path = resolve_model_path(source.name)
-    words, papers = store_vocabulary(layout, options.vocabulary_from_store, _base_vocabulary(source, path))
+    known = _base_vocabulary(source, path) if options.subwords else set()  # word-level: every word counts
+    words, papers = store_vocabulary(layout, options.vocabulary_from_store, known)
     task = runtime.progress.task(f"distil {target} from {source.alias}")
     try:
         static = _distill(source, path, words, options)
@@ -91,7 +92,7 @@ def distill_model(
         "dims": int(static.dim),
         "pca": options.dims is not None,
         "vocabulary": {
-            "source": f"{source.alias} tokenizer" + (" subwords" if options.subwords else " characters only"),
+            "source": f"{source.alias} tokenizer subwords" if options.subwords else "store words only",
             "store_words": len(words),
             "store_papers": papers,
             "size": len(static.tokens),
@@ -183,6 +184,9 @@ def store_vocabulary(layout: Layout, count: int, known: set[str]) -> tuple[list[
 
 
 def _distill(source: ModelConfig, path: str, words: list[str], options: DistillOptions) -> Any:
+    # torch's OpenMP threads spin while they wait; on busy cores that starved the working ones: distilling
+    # MiniLM's 30k tokens ran at 40-60 tokens/s spinning, 600+ passive (read when torch loads: set it first)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         from model2vec.distill import distill_from_model
         from transformers import AutoModel, AutoTokenizer
@@ -212,11 +216,11 @@ def _distill(source: ModelConfig, path: str, words: list[str], options: DistillO
 
 
 def _no_subwords(words: list[str]) -> str:
-    """The pattern of the tokens to drop with subwords off: all but the special tokens, single ASCII
-    characters (alone and as "##x" continuations: a word outside the vocabulary is spelt out letter by
-    letter) and ``words`` (model2vec applies the pattern to the added words too)."""
+    """The pattern of the tokens to drop with subwords off: all but the special tokens and ``words``
+    (model2vec applies it to the added words too). A word-level model: an unknown word becomes [UNK], which
+    model2vec leaves out of the mean (single characters, kept, would outweigh the words: 8 per unknown word)."""
     keep = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    return r"^(?!\[[A-Z]+\]$)(?!(##)?[\x21-\x7e]$)" + (f"(?!(?:{keep})$)" if keep else "")
+    return r"^(?!\[[A-Z]+\]$)" + (f"(?!(?:{keep})$)" if keep else "")
 
 
 def _install(
