@@ -3,7 +3,9 @@
 The corpus is the real papers of ``../shared/fixtures/arxiv-real-thirdparty/legacy`` (2,905) and
 ``tests/fixtures/search`` (400), deduplicated: ~3,300 titles and abstracts. Each paper's title is the query
 (with the model's ``query_prefix``), the paper itself the one right answer, searched among all papers
-embedded with the model's template: MRR@10, recall@1 and recall@10 over every paper. papers/s is the
+embedded with the model's template: MRR@10, recall@1 and recall@10 over every paper. ``partial`` asks
+with half of each title's content words, shuffled (a title half remembered, as in ``relevance``): a
+template that weights the title must not only win on exact titles. papers/s is the
 engine's ``embed`` of ``--speed-sample`` rendered papers (after one warm-up call), timed in the same run.
 
 Candidates are static (model2vec) models distilled from the default MiniLM by ``papersys model distill``
@@ -57,6 +59,7 @@ CANDIDATES = {
     for c in (
         Candidate("m2v-256"),
         Candidate("m2v-none", dims=None),
+        Candidate("m2v-none-tt", dims=None, template=TITLE_TWICE),
         Candidate("m2v-256-v20k-vall", vocab=20000),
         Candidate("m2v-256-v20k-vall-tt", vocab=20000, template=TITLE_TWICE),
         Candidate("m2v-none-v20k-vall-tt", dims=None, vocab=20000, template=TITLE_TWICE),
@@ -64,9 +67,14 @@ CANDIDATES = {
         Candidate("m2v-256-v20k-vA-tt", vocab=20000, vocab_from="A", template=TITLE_TWICE),
         Candidate("m2v-256-tt", template=TITLE_TWICE),
         Candidate("m2v-256-v5k-vall", vocab=5000),
+        Candidate("m2v-256-t3", template="{title}\n{title}\n{title}\n{abstract}"),
+        Candidate("m2v-256-tt-512", template=TITLE_TWICE, max_length=512),
     )
 }
-DEFAULT_CANDIDATES = "m2v-256,m2v-256-tt,m2v-256-v20k-vall,m2v-256-v20k-vall-tt,m2v-256-v20k-vA,m2v-256-v20k-vA-tt"
+DEFAULT_CANDIDATES = (
+    "m2v-256,m2v-256-tt,m2v-256-t3,m2v-256-tt-512,m2v-none-tt,"
+    "m2v-256-v20k-vall,m2v-256-v20k-vall-tt,m2v-256-v20k-vA,m2v-256-v20k-vA-tt"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +100,18 @@ def _corpus() -> pl.DataFrame:
     return both.with_columns(
         pl.col(c).map_elements(lambda t: ws.sub(" ", t).strip(), return_dtype=pl.String) for c in ("title", "abstract")
     )
+
+
+_STOP_WORDS = """a an and are as at be by for from has in into is it its of on or our over that the their these
+this to under using via we what when which while with without"""
+_STOP = frozenset(_STOP_WORDS.split())
+
+
+def _partial(title: str, rng: random.Random) -> str:
+    """Half a title's content words (at least two), shuffled: a title half remembered (as in ``relevance``)."""
+    words = [w for w in re.findall(r"[\w-]+", title) if w.lower() not in _STOP]
+    kept = rng.sample(words, max(2, len(words) // 2)) if len(words) > 2 else words
+    return " ".join(kept) or title
 
 
 def _half_a(corpus: pl.DataFrame) -> np.ndarray:
@@ -134,7 +154,7 @@ def _distilled(
 
     papers = corpus.filter(pl.Series(_half_a(corpus))) if candidate.vocab_from == "A" else corpus
     config = _store(workdir / f"store-{candidate.vocab_from}", papers)
-    target = f"{candidate.alias.split('-tt')[0]}"
+    target = f"m2v-{candidate.dims or 'none'}-v{candidate.vocab}-{candidate.vocab_from}"  # shared by templates
     path = config.data_dir / "models" / target
     seconds = None
     if not path.exists() or (rebuild is not None and path not in rebuild):
@@ -201,10 +221,13 @@ def _score_model(workdir: Path, model: Any, corpus: pl.DataFrame, args: argparse
     load_s = time.perf_counter() - started
     texts = render_texts(corpus, model.template, model.prefix).to_list()
     titles = [model.query_prefix + t for t in corpus["title"].to_list()]
+    rng = random.Random(7)
+    partial = [model.query_prefix + _partial(t, rng) for t in corpus["title"].to_list()]
     try:
         speed = _speed(engine, texts[: args.speed_sample])
         docs = _vectors(workdir, model, engine, texts, "docs", fresh=args.fresh)
         queries = _vectors(workdir, model, engine, titles, "queries", fresh=args.fresh)
+        partial_q = _vectors(workdir, model, engine, partial, "partial", fresh=args.fresh)
     finally:
         engine.close()
     half_b = ~_half_a(corpus)
@@ -216,6 +239,7 @@ def _score_model(workdir: Path, model: Any, corpus: pl.DataFrame, args: argparse
         "papers_per_s": round(speed, 1),
         "all": _scores(docs, queries, np.arange(corpus.height)),
         "split_b": _scores(docs, queries, np.flatnonzero(half_b)),
+        "partial": _scores(docs, partial_q, np.arange(corpus.height)),
     }
 
 
@@ -244,6 +268,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["speed_x_minilm"] = round(result["papers_per_s"] / base["papers_per_s"], 1)
             result["mrr_vs_minilm"] = round(result["all"]["mrr10"] / base["all"]["mrr10"], 4)
             result["split_mrr_vs_minilm"] = round(result["split_b"]["mrr10"] / base["split_b"]["mrr10"], 4)
+            result["partial_mrr_vs_minilm"] = round(result["partial"]["mrr10"] / base["partial"]["mrr10"], 4)
     _print_table(results)
     return {
         "papers": corpus.height,
@@ -255,12 +280,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_table(results: dict[str, dict[str, Any]]) -> None:
-    head = "| model | dim | papers/s | x MiniLM | MRR@10 | R@1 | R@10 | % MiniLM MRR | split B MRR@10 | split % |"
+    head = (
+        "| model | dim | papers/s | x MiniLM | MRR@10 | R@1 | R@10 | % MiniLM MRR | split B MRR@10 | split % "
+        "| partial MRR@10 | partial % |"
+    )
     print(head, file=sys.stderr)
     print("|" + "---|" * head.count(" | ") + "---|", file=sys.stderr)
     for alias, r in results.items():
         cells = [
             alias, r["dim"], r["papers_per_s"], r.get("speed_x_minilm", ""), r["all"]["mrr10"], r["all"]["recall1"],
             r["all"]["recall10"], r.get("mrr_vs_minilm", ""), r["split_b"]["mrr10"], r.get("split_mrr_vs_minilm", ""),
+            r["partial"]["mrr10"], r.get("partial_mrr_vs_minilm", ""),
         ]  # fmt: skip
         print("| " + " | ".join(str(c) for c in cells) + " |", file=sys.stderr)
