@@ -29,9 +29,9 @@ class StaticEngine:
         source = Path(model.name).expanduser()
         where: str | Path = source if source.is_dir() else model.name
         try:
-            self._static: Any = StaticModel.from_pretrained(
-                where, normalize=model.normalize, max_length=model.max_length, force_download=False
-            )
+            # normalize and max_length go to each encode call: given here, model2vec warns when they differ
+            # from the model's config.json
+            self._static: Any = StaticModel.from_pretrained(where, force_download=False)
         except Exception as exc:  # OSError, ValueError, hub errors, safetensors errors: all mean "cannot load"
             raise EngineError(model.alias, f"cannot load {model.name!r}: {type(exc).__name__}: {exc}") from exc
         self._dim = int(self._static.dim)
