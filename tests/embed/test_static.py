@@ -67,7 +67,8 @@ def test_distil_writes_the_model_its_manifest_and_a_config_block_that_loads(dist
     assert manifest["model2vec_version"] == "0.10.0" and manifest["created"].startswith("20")
     model = distilled.model
     assert model.backend == "model2vec" and model.dim == 32 and model.name == str((models / "fast").resolve())
-    assert model.template == "{title}\n{abstract}" and distilled.report.added_words == 1000
+    assert model.template == "{title}\n{title}\n{title}\n{abstract}"  # title-weighted: the default, thrice
+    assert distilled.report.added_words == 1000
 
 
 def test_distilled_model_keeps_a_paper_nearer_its_near_duplicate_than_other_papers(distilled: Distilled) -> None:
