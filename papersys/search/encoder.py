@@ -168,6 +168,10 @@ class FallbackQueryEncoder:
 
 def query_encoder(model: ModelConfig, directory: Path) -> Engine:
     """The ONNX encoder when ``directory`` holds a valid export for ``model``, else the normal engine."""
+    if model.backend == "model2vec":  # a static model starts in well under a second: nothing to export
+        from papersys.embed.engines import inline_engine
+
+        return FallbackQueryEncoder(model, inline_engine(model))
     try:
         return QueryEncoder.open(directory, model)
     except PapersysError as exc:

@@ -1,11 +1,11 @@
 """quality: retrieval quality and speed of every configured model and of distilled static candidates.
 
 The corpus is the real papers of ``../shared/fixtures/arxiv-real-thirdparty/legacy`` (2,905) and
-``tests/fixtures/search`` (400), deduplicated: ~3,300 titles and abstracts. Each paper's title is the query
-(with the model's ``query_prefix``), the paper itself the one right answer, searched among all papers
-embedded with the model's template: MRR@10, recall@1 and recall@10 over every paper. ``partial`` asks
-with half of each title's content words, shuffled (a title half remembered, as in ``relevance``): a
-template that weights the title must not only win on exact titles. papers/s is the
+``tests/fixtures/search`` (400, all among the former), deduplicated: 2,905 titles and abstracts. Each
+paper's title is the query (with the model's ``query_prefix``), the paper itself the one right answer,
+searched among all papers embedded with the model's template: MRR@10, recall@1 and recall@10 over every
+paper. ``partial`` asks with half of each title's content words, shuffled (a title half remembered, as in
+``relevance``): a template that weights the title must not only win on exact titles. papers/s is the
 engine's ``embed`` of ``--speed-sample`` rendered papers (after one warm-up call), timed in the same run.
 
 Candidates are static (model2vec) models distilled from the default MiniLM by ``papersys model distill``

@@ -125,6 +125,10 @@ def test_distil_then_config_then_autopatch_leaves_no_backlog(distilled: Distille
     result = runner.invoke(cli, ["--config", str(config), "embed", "backlog", "--json"])
     (model,) = json.loads(result.output)["models"]
     assert model["model"] == "fast" and model["total"]["gaps"] == 0
+    title = distilled.papers["title"][0]  # the search's query goes through the same static engine
+    result = runner.invoke(cli, ["--config", str(config), "search", "--mode", "semantic", "--json", title])
+    found = json.loads(result.output)
+    assert found["model"] == "fast" and distilled.papers["id"][0] in [hit["id"] for hit in found["results"]]
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
