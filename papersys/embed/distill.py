@@ -171,25 +171,28 @@ def _base_vocabulary(source: ModelConfig, path: str) -> set[str]:
 
 def store_vocabulary(layout: Layout, count: int, known: set[str]) -> tuple[list[str], int]:
     """The ``count`` most frequent words of the store's titles and abstracts not in ``known``, and how many
-    papers they were counted over."""
+    papers they were counted over. Counted per year file, so memory follows the largest year, not the store."""
     files = [layout.metadata_file(year) for year in layout.metadata_years()]
     if count == 0:
         return [], 0
     if not files:
         raise UsageError("--vocabulary-from-store: the store has no papers yet (ingest first)")
     text = pl.concat_str(pl.col("title"), pl.col("abstract"), separator=" ").str.to_lowercase()
-    frame = pl.scan_parquet(files).select(text.str.extract_all(WORD_PATTERN).alias("word")).collect()
+    parts, papers = [], 0
+    for file in files:
+        frame = pl.read_parquet(file, columns=["title", "abstract"])
+        papers += frame.height
+        words = frame.select(text.str.extract_all(WORD_PATTERN).alias("word")).explode("word").drop_nulls()
+        parts.append(words.group_by("word").len())
     counts = (
-        frame.explode("word")
-        .drop_nulls()
-        .filter(~pl.col("word").is_in(sorted(known)))
+        pl.concat(parts)
         .group_by("word")
-        .len()
-        .filter(pl.col("len") >= MIN_WORD_COUNT)
+        .agg(pl.col("len").sum())
+        .filter(~pl.col("word").is_in(sorted(known)) & (pl.col("len") >= MIN_WORD_COUNT))
         .sort(["len", "word"], descending=[True, False])
         .head(count)
     )
-    return counts["word"].to_list(), frame.height
+    return counts["word"].to_list(), papers
 
 
 def _distill(source: ModelConfig, path: str, words: list[str], options: DistillOptions) -> Any:
