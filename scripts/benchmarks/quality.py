@@ -1,10 +1,10 @@
 """quality: retrieval quality and speed of every configured model and of distilled static candidates.
 
-The corpus is the real papers of ``../shared/fixtures/arxiv-real-thirdparty/legacy`` (2,905) and
-``tests/fixtures/search`` (400, all among the former), deduplicated: 2,905 titles and abstracts. Each
-paper's title is the query (with the model's ``query_prefix``), the paper itself the one right answer,
-searched among all papers embedded with the model's template: MRR@10, recall@1 and recall@10 over every
-paper. ``partial`` asks with half of each title's content words, shuffled (a title half remembered, as in
+The corpus is the real papers of ``../shared/fixtures/arxiv-real-thirdparty/legacy`` (2,905, 2025),
+``tests/fixtures/search`` (400, all among them) and ``kaggle_sample.jsonl`` beside ``legacy`` (201, 2007):
+3,106 titles and abstracts after removing duplicate ids. Each paper's title is the query (with the model's
+``query_prefix``), the paper itself the one right answer, searched among all papers embedded with the
+model's template: MRR@10, recall@1 and recall@10 over every paper. ``partial`` asks with half of each title's content words, shuffled (a title half remembered, as in
 ``relevance``): a template that weights the title must not only win on exact titles. papers/s is the
 engine's ``embed`` of ``--speed-sample`` rendered papers (after one warm-up call), timed in the same run.
 
@@ -39,6 +39,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[2]
 LEGACY = ROOT.parent / "shared" / "fixtures" / "arxiv-real-thirdparty" / "legacy"
+KAGGLE = LEGACY.parent / "kaggle_sample.jsonl"
 TITLE_TWICE = "{title}\n{title}\n{abstract}"
 
 
@@ -95,7 +96,17 @@ def _corpus() -> pl.DataFrame:
         *cols[:5], pl.col("created").str.to_date(strict=False), pl.col("updated").str.to_date(strict=False)
     )
     extra = pl.read_parquet(ROOT / "tests" / "fixtures" / "search" / "papers_400.parquet").select(cols)
-    both = pl.concat([legacy, extra.cast(legacy.schema)]).unique("id", keep="first").sort("id")
+    kaggle = pl.read_ndjson(KAGGLE).select(
+        "id",
+        "title",
+        "abstract",
+        pl.concat_list(pl.col("authors")).alias("authors"),
+        pl.col("categories").str.split(" "),
+        pl.col("update_date").str.to_date().alias("created"),
+        pl.col("update_date").str.to_date().alias("updated"),
+    )
+    both = pl.concat([legacy, extra.cast(legacy.schema), kaggle.cast(legacy.schema)])
+    both = both.unique("id", keep="first").sort("id")
     ws = re.compile(r"\s+")
     return both.with_columns(
         pl.col(c).map_elements(lambda t: ws.sub(" ", t).strip(), return_dtype=pl.String) for c in ("title", "abstract")
