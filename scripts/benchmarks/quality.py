@@ -4,9 +4,10 @@ The corpus is the real papers of ``../shared/fixtures/arxiv-real-thirdparty/lega
 ``tests/fixtures/search`` (400, all among them) and ``kaggle_sample.jsonl`` beside ``legacy`` (201, 2007):
 3,106 titles and abstracts after removing duplicate ids. Each paper's title is the query (with the model's
 ``query_prefix``), the paper itself the one right answer, searched among all papers embedded with the
-model's template: MRR@10, recall@1 and recall@10 over every paper. ``partial`` asks with half of each title's content words, shuffled (a title half remembered, as in
-``relevance``): a template that weights the title must not only win on exact titles. papers/s is the
-engine's ``embed`` of ``--speed-sample`` rendered papers (after one warm-up call), timed in the same run.
+model's template: MRR@10, recall@1 and recall@10 over every paper. ``partial`` asks with half of each
+title's content words, shuffled (a title half remembered, as in ``relevance``): a template that weights
+the title must not only win on exact titles. papers/s is the engine's ``embed`` of ``--speed-sample``
+rendered papers (after one warm-up call), timed in the same run.
 
 Candidates are static (model2vec) models distilled from the default MiniLM by ``papersys model distill``
 into ``--workdir`` (once; ``--rebuild`` distils again): plain, with store vocabularies, without PCA, with a
