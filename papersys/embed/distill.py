@@ -155,6 +155,8 @@ def _check_input(layout: Layout, source: ModelConfig, target: str, options: Dist
         raise UsageError(f"--dims {options.dims}: must be from 2 to {source.dim} (the dimension of {source.alias!r})")
     if options.vocabulary_from_store < 0:
         raise UsageError("--vocabulary-from-store must be 0 or more")
+    if not options.subwords and options.vocabulary_from_store < (options.dims or 1):
+        raise UsageError("--no-subwords needs --vocabulary-from-store N with N at least --dims (the only tokens)")
     if layout.model_dir(target).exists() and not options.force:
         raise UsageError(f"model {target!r} already exists in {layout.model_dir(target)} (--force replaces it)")
 

@@ -146,6 +146,7 @@ def test_bad_distil_input_is_a_one_line_error(distilled: Distilled, capsys: pyte
         "model 'fast' already exists": [*base, "--from", "minilm", "--to", "fast"],
         "--dims 999: must be from 2 to 384": [*base, "--from", "minilm", "--to", "x", "--dims", "999"],
         "--to 'a/b': an alias is": [*base, "--from", "minilm", "--to", "a/b"],
+        "--no-subwords needs --vocabulary-from-store": [*base, "--from", "minilm", "--to", "x", "--no-subwords"],
     }
     for message, argv in cases.items():
         code, err = _run(argv, capsys)
@@ -161,7 +162,7 @@ def test_interrupted_distil_leaves_no_model_dir(distilled: Distilled) -> None:
     config = config_from_mapping({"data_dir": "data"}, base_dir=distilled.root)
     runtime = Runtime()
     runtime.cancel.set()  # checked once the model is written, before it is renamed into place
-    tiny = DistillOptions(dims=8, vocabulary_from_store=50, subwords=False)
+    tiny = DistillOptions(dims=8, vocabulary_from_store=50, subwords=False)  # 50 words: a quick distil
     with pytest.raises(Interrupted):
         service.distill_model(config, source="minilm", target="stopped", options=tiny, runtime=runtime)
     assert sorted(p.name for p in (distilled.root / "data" / "models").iterdir()) == ["fast"]
