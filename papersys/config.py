@@ -136,7 +136,7 @@ class IngestConfig(_Frozen):
 class ModelConfig(_Frozen):
     alias: str = "minilm"
     name: str = DEFAULT_MODEL_NAME
-    backend: Literal["sentence_transformer", "vllm", "openai"] = "sentence_transformer"
+    backend: Literal["sentence_transformer", "vllm", "openai", "model2vec"] = "sentence_transformer"
     isolation: Literal["inline", "spawn"] = "inline"
     dim: Annotated[int, Field(gt=0)] = 384
     batch_size: Annotated[int, Field(gt=0)] = 32

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from papersys.config import ModelConfig
     from papersys.embed.autopatch import AutopatchReport, EngineFactory
     from papersys.embed.coverage import BacklogReport
+    from papersys.embed.distill import DistillOptions, DistillReport
     from papersys.ingest.audit import AuditReport
     from papersys.ingest.feed import FeedReport
     from papersys.ingest.harvest import IngestReport
@@ -261,6 +262,17 @@ def embed_backlog(config: Config, *, models: Sequence[str] = ()) -> BacklogRepor
     from papersys.embed.coverage import backlog
 
     return backlog(layout_of(config), selected_models(config, models))
+
+
+def distill_model(
+    config: Config, *, source: str, target: str, options: DistillOptions, runtime: Runtime | None = None
+) -> DistillReport:
+    """Distil the configured model ``source`` into a static model ``<data_dir>/models/<target>/``."""
+    from papersys.embed.distill import distill_model as distill
+
+    model = config.model(source)
+    check_data_dir(config.data_dir, write=True)
+    return distill(Layout(config.data_dir), model, target, options, runtime or Runtime())
 
 
 def status(config: Config) -> StatusReport:

@@ -242,6 +242,61 @@ def backlog(state: _State, models: tuple[str, ...], as_json: bool) -> None:
     _emit(service.embed_backlog(state.config(), models=models), as_json)
 
 
+@cli.group()
+def model() -> None:
+    """Make models: distil a fast static model from a configured one."""
+
+
+def _dims(_ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    if value.lower() == "none":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number of dimensions or 'none'", param=param) from None
+
+
+@model.command()
+@click.option("--from", "source", required=True, metavar="ALIAS", help="The configured sentence_transformer model.")
+@click.option("--to", "target", required=True, metavar="ALIAS", help="The new model's alias (names its directory).")
+@click.option(
+    "--dims", default="256", show_default=True, callback=_dims, help="PCA dimensions, or 'none' to keep the source's."
+)
+@click.option(
+    "--vocabulary-from-store",
+    "vocabulary",
+    type=int,
+    default=0,
+    metavar="N",
+    help="Add the N most frequent words of the stored titles and abstracts to the vocabulary.",
+)
+@click.option(
+    "--no-subwords", is_flag=True, help="Word-level: only the store's N words (quick to distil, worse: for trials)."
+)
+@click.option("--force", is_flag=True, help="Replace an existing model of this alias.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def distill(
+    state: _State,
+    *,
+    source: str,
+    target: str,
+    dims: int | None,
+    vocabulary: int,
+    no_subwords: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Distil a static model2vec model into <data_dir>/models/ALIAS and print the config block that uses it."""
+    from papersys import service
+    from papersys.embed.distill import DistillOptions
+
+    options = DistillOptions(dims=dims, vocabulary_from_store=vocabulary, subwords=not no_subwords, force=force)
+    with progress_runtime() as runtime:
+        report = service.distill_model(state.config(), source=source, target=target, options=options, runtime=runtime)
+    _emit(report, as_json)
+
+
 def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """-k, --category, --since, --until, --model and --json, shared by search and similar."""
     options = [

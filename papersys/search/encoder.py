@@ -168,7 +168,7 @@ class FallbackQueryEncoder:
 
 def query_encoder(model: ModelConfig, directory: Path) -> Engine:
     """The ONNX encoder when ``directory`` holds a valid export for ``model``, else the normal engine."""
-    if model.backend == "openai":  # the server embeds queries too: there is no local model to export
+    if model.backend in ("openai", "model2vec"):  # a server embeds queries itself; a static model starts at once
         from papersys.embed.engines import inline_engine
 
         return FallbackQueryEncoder(model, inline_engine(model))

@@ -98,6 +98,18 @@ class Layout:
         """stdout/stderr of the spawned embedding worker of one model (rewritten per run)."""
         return self.state_dir / "logs" / f"embed-{alias}.log"
 
+    # distilled models: `papersys model distill` writes one directory per alias ---------------------------
+    @property
+    def models_root(self) -> Path:
+        return self.root / "models"
+
+    def model_dir(self, alias: str) -> Path:
+        """A static (model2vec) model: its own files plus ``manifest.json`` (how it was made)."""
+        return self.models_root / alias
+
+    def model_manifest(self, alias: str) -> Path:
+        return self.model_dir(alias) / "manifest.json"
+
     # state ----------------------------------------------------------------------------------------------
     @property
     def state_dir(self) -> Path:

@@ -1,8 +1,9 @@
 """Embedding engines behind one interface (``base``), and the factory that picks inline or a spawned worker.
 
 Implementations are imported lazily: sentence-transformers costs 8-11 s to import, vllm is only ever
-imported inside a spawned worker, and the HTTP engine (``backend = "openai"``) imports neither: it always
-runs inline (the config refuses isolation = "spawn" for it).
+imported inside a spawned worker, the HTTP engine (``backend = "openai"``) imports neither (it always runs
+inline: the config refuses isolation = "spawn" for it), and the static (model2vec) engine must not pull in
+torch at all.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def inline_engine(model: ModelConfig) -> Engine:
         from papersys.embed.engines.http import OpenAIEngine
 
         return OpenAIEngine(model)
+    if model.backend == "model2vec":
+        from papersys.embed.engines.static import StaticEngine
+
+        return StaticEngine(model)
     from papersys.embed.engines.st import SentenceTransformerEngine
 
     return SentenceTransformerEngine(model)
