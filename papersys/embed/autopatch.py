@@ -3,8 +3,10 @@ per chunk, compacted per year. A kill loses at most the chunk in flight; a cance
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,7 @@ class ModelPatch:
     backlog: Coverage  # totals before this run
     years: tuple[YearPatch, ...] = ()
     seconds: float = 0.0
-    load_seconds: float = 0.0  # of ``seconds``: starting the engine (imports, model load)
+    load_seconds: float = 0.0  # of ``seconds``: waiting for the engine to start (its load overlaps planning)
     dry_run: bool = False
 
     @property
@@ -69,7 +71,7 @@ class ModelPatch:
 
     @property
     def rate(self) -> float | None:
-        """Papers per second of work after the engine started."""
+        """Papers per second of the run, less the time it waited for the engine to start."""
         busy = self.seconds - self.load_seconds
         return self.embedded / busy if self.embedded and busy > 0 else None
 
@@ -101,7 +103,7 @@ class ModelPatch:
                 f"{self.alias}: would embed {self.embedded:,} of {b.gaps:,} papers needing it ({classes}), "
                 f"would prune {self.pruned:,} orphans{note}"
             )
-        rate = f" ({self.rate:,.1f} papers/s after {self.load_seconds:,.1f}s model load)" if self.rate else ""
+        rate = f" ({self.rate:,.1f} papers/s; waited {self.load_seconds:,.1f}s for the model)" if self.rate else ""
         return (
             f"{self.alias}: embedded {self.embedded:,} papers in {self.seconds:,.1f}s{rate}, "
             f"{self.remaining:,} left, pruned {self.pruned:,} orphans{note}"
@@ -237,6 +239,7 @@ class _Patcher:
     def __init__(self, layout: Layout, model: ModelConfig, runtime: Runtime, factory: EngineFactory) -> None:
         self.layout, self.model, self.runtime, self.factory = layout, model, runtime, factory
         self.engine: Engine | None = None
+        self.loading: Future[Engine] | None = None  # the engine, loading in the background
         self.load_seconds = 0.0
         self.task: ProgressTask = NullProgress().task("")
         self.backlog = _Backlog()
@@ -252,7 +255,15 @@ class _Patcher:
         if not dry_run:
             crash_point("embed.manifest_ready")  # the manifest is written, nothing else yet
             store.sweep()
-        counts = coverage_by_year(layout, model, manifest, persist=not dry_run, plans=None if dry_run else self.plans)
+        loads = not dry_run and limit != 0
+        counts = coverage_by_year(
+            layout,
+            model,
+            manifest,
+            persist=not dry_run,
+            plans=None if dry_run else self.plans,
+            on_gaps=self._start_engine if loads else None,
+        )
         if not dry_run:
             crash_point("embed.coverage_cached")
         backlog = sum(counts.values(), Coverage())
@@ -267,8 +278,7 @@ class _Patcher:
             self._close_finished()
         finally:
             self.task.close()
-            if self.engine is not None:
-                self.engine.close()
+            self._close_engine()
         elapsed = runtime.monotonic() - start
         years = tuple(self.done[year] for year in counts)
         result = ModelPatch(model.alias, action, backlog, years, elapsed, self.load_seconds, dry_run)
@@ -337,13 +347,10 @@ class _Patcher:
         try:
             for start in range(0, len(texts), model.batch_size):
                 runtime.check_cancel()
-                if self.engine is None:
-                    began = runtime.monotonic()
-                    self.engine = self.factory(model, self.store.worker_log)
-                    self.load_seconds = runtime.monotonic() - began
+                engine = self._engine()
                 batch = texts[start : start + model.batch_size]
                 began = runtime.monotonic()
-                vectors[start : start + len(batch)] = self._checked(self.engine.embed(batch), len(batch))
+                vectors[start : start + len(batch)] = self._checked(engine.embed(batch), len(batch))
                 done += len(batch)
                 runtime.observer.embedded(model.alias, len(batch), runtime.monotonic() - began)
                 self.task.advance(len(batch))
@@ -352,6 +359,28 @@ class _Patcher:
             self._write(chunk.head(done), vectors[:done])
             raise
         self._write(chunk, vectors)
+
+    def _start_engine(self) -> None:
+        """Start loading the engine in the background, once gaps are known to exist: its imports and model
+        load (1 s for a static model, 10-20 s for torch and a transformer) overlap with planning the years."""
+        loader = ThreadPoolExecutor(1, thread_name_prefix=f"load-{self.model.alias}")
+        self.loading = loader.submit(self.factory, self.model, self.store.worker_log)
+        loader.shutdown(wait=False)  # the thread ends with the load
+
+    def _engine(self) -> Engine:
+        """The engine, waiting for its load if need be (``load_seconds``: how long the run waited for it)."""
+        if self.engine is None:
+            began = self.runtime.monotonic()
+            self.engine = self.loading.result() if self.loading else self.factory(self.model, self.store.worker_log)
+            self.load_seconds = self.runtime.monotonic() - began
+        return self.engine
+
+    def _close_engine(self) -> None:
+        if self.engine is None and self.loading is not None:  # loaded for nothing (an error or a cancel came first)
+            with contextlib.suppress(Exception):
+                self.engine = self.loading.result()
+        if self.engine is not None:
+            self.engine.close()
 
     def _checked(self, vectors: Vectors, count: int) -> Vectors:
         checked = check_vectors(self.model.alias, vectors, count, self.model.dim)

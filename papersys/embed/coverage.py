@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -129,6 +130,7 @@ def coverage_by_year(
     *,
     persist: bool = True,
     plans: dict[int, YearPlan] | None = None,
+    on_gaps: Callable[[], None] | None = None,
 ) -> dict[int, Coverage]:
     """Counts per year (newest first), from the cache where a year's inputs are unchanged.
 
@@ -136,6 +138,7 @@ def coverage_by_year(
     nothing). Raises ManifestMismatchError when ``model`` no longer matches its stored manifest. Given
     ``plans``, the plans made for recomputed years are put there while their gaps add up to at most
     KEEP_PLAN_ROWS, so that autopatch need not plan a year twice (planning hashes every text of the year).
+    ``on_gaps`` is called once, at the first year found to have gaps (autopatch starts its engine then).
     """
     store = model_store(layout, model, manifest or check_manifest(layout, model))
     cache = _load_cache(store)
@@ -152,6 +155,9 @@ def coverage_by_year(
             if plans is not None and sum(p.gaps.height for p in plans.values()) + cov.gaps <= KEEP_PLAN_ROWS:
                 plans[year] = replace(plan, ids=plan.ids if plan.orphans else plan.ids.clear())
         result[year] = cov
+        if on_gaps is not None and cov.gaps:
+            on_gaps()
+            on_gaps = None
     gone = set(cache) - {str(y) for y in result}  # years whose files were removed
     if persist and (updates or gone):
         record_coverage(store, updates, drop=gone)
