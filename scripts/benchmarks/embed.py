@@ -332,7 +332,7 @@ def part_static(args: argparse.Namespace) -> dict[str, Any]:
     config.write_text(
         f'data_dir = {json.dumps(str(data))}\n\n[[embedding.models]]\nalias = "static"\nbackend = "model2vec"\n'
         f"name = {json.dumps(str(model_dir))}\ndim = {dim}\nbatch_size = {args.static_batch_size}\n"
-        f"chunk_size = {args.chunk_size}\nmax_length = {args.max_length}\n"
+        f"chunk_size = {args.static_chunk_size}\nmax_length = {args.max_length}\n"
         f"template = {json.dumps(args.static_template)}\n"
     )
     saved = root / "saved"
@@ -341,22 +341,28 @@ def part_static(args: argparse.Namespace) -> dict[str, Any]:
     bare += [str(args.static_batch_size), str(args.max_length)]
     autopatch = [sys.executable, "-m", "papersys", "--config", str(config), "embed", "autopatch", "--json"]
 
-    def timed(argv: list[str]) -> float:
+    def timed(argv: list[str]) -> tuple[float, float]:
+        """Wall seconds and CPU seconds (user + system, all threads) of one whole process."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - began
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if done.returncode:
             raise SystemExit(f"{argv[2:5]} failed: {done.stderr.strip()[-2000:]}")
         if argv is autopatch:
             assert json.loads(done.stdout)["embedded"] == n
-        return seconds
+        return seconds, cpu
 
-    raw, patched = [], []
+    raw, patched, raw_cpu, patched_cpu = [], [], [], []
     for rep in range(args.repeats):
         shutil.rmtree(data)
         shutil.copytree(saved, data)
         for argv in (autopatch, bare) if rep % 2 else (bare, autopatch):
-            (patched if argv is autopatch else raw).append(n / timed(argv))
+            seconds, cpu = timed(argv)
+            (patched if argv is autopatch else raw).append(n / seconds)
+            (patched_cpu if argv is autopatch else raw_cpu).append(n / cpu)
     shutil.rmtree(root, ignore_errors=True)
     return {
         "shape": args.static_shape,
@@ -364,13 +370,17 @@ def part_static(args: argparse.Namespace) -> dict[str, Any]:
         "model": str(model_dir),
         "dim": dim,
         "batch_size": args.static_batch_size,
-        "chunk_size": args.chunk_size,
+        "chunk_size": args.static_chunk_size,
         "bare_encode_papers_per_s": [round(x) for x in raw],
         "autopatch_papers_per_s": [round(x) for x in patched],
         "bare_median": round(statistics.median(raw)),
         "autopatch_median": round(statistics.median(patched)),
         "ratio_median": round(statistics.median(patched) / statistics.median(raw), 3),
         "paired_ratios": [round(p / r, 3) for p, r in zip(patched, raw, strict=True)],
+        "paired_ratio_median": round(statistics.median(p / r for p, r in zip(patched, raw, strict=True)), 3),
+        "bare_papers_per_cpu_s": [round(x) for x in raw_cpu],
+        "autopatch_papers_per_cpu_s": [round(x) for x in patched_cpu],
+        "cpu_ratio_median": round(statistics.median(patched_cpu) / statistics.median(raw_cpu), 3),
     }
 
 
@@ -393,6 +403,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--static-n", type=int, default=30_000, help="static: papers in the backlog")
     parser.add_argument("--static-shape", default="spread", choices=("year", "spread"))
     parser.add_argument("--static-batch-size", type=int, default=1024)
+    parser.add_argument("--static-chunk-size", type=int, default=16_384, help="static: as distill prints it")
     parser.add_argument("--static-template", default="{title}\n{title}\n{title}\n{abstract}")
     parser.add_argument("--gap-ids", type=int, default=3_000_000)
     parser.add_argument("--hash-texts", type=int, default=300_000)
@@ -427,6 +438,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if "static" not in args.skip and args.static_model:
         extra = ["--static-model", args.static_model, "--static-n", str(args.static_n)]
         extra += ["--static-shape", args.static_shape, "--static-batch-size", str(args.static_batch_size)]
+        extra += ["--static-chunk-size", str(args.static_chunk_size)]
         result["static"] = _child(args, "static", [*extra, "--static-template", args.static_template])
     if "pipeline" not in args.skip:
         result["pipeline"] = [
