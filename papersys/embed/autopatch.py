@@ -4,7 +4,7 @@ per chunk, compacted per year. A kill loses at most the chunk in flight; a cance
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from papersys.config import ModelConfig
+from papersys.config import EmbeddingConfig, ModelConfig
 from papersys.embed.coverage import YearPlan, coverage_by_year, model_store, plan_year, record_coverage, signature
 from papersys.embed.engines import Engine, Vectors, check_vectors, open_engine
+from papersys.embed.executors import EngineFactory, ExecContext, Executor, open_executor
 from papersys.embed.gaps import Coverage
 from papersys.embed.manifest import ManifestAction, prepare_manifest
-from papersys.errors import EngineError, Interrupted
+from papersys.errors import EngineError
 from papersys.faults import crash_point
 from papersys.report import Report
 from papersys.runtime import NullProgress, ProgressTask, Runtime
@@ -25,7 +26,7 @@ from papersys.store.embeddings import EmbeddingStore
 from papersys.store.layout import Layout
 from papersys.store.verify import verify_metadata_store
 
-EngineFactory = Callable[[ModelConfig, Path], Engine]
+__all__ = ["AutopatchReport", "EngineFactory", "ModelPatch", "YearPatch", "run_autopatch"]
 COMPACT_MIN_ROWS = 65_536  # mid-year compaction once pending rows reach max(this, rows in the year file)
 # At the end of a run a year's parts stay pending (every read merges them) unless they hold an eighth of its
 # year file or number more than MAX_PARTS: a daily backlog of a few papers per year would otherwise rewrite
@@ -151,12 +152,19 @@ def run_autopatch(
     dry_run: bool = False,
     reembed: bool = False,
     engine_factory: EngineFactory = default_engine_factory,
+    embedding: EmbeddingConfig | None = None,
 ) -> AutopatchReport:
-    """Patch each model in turn; ``limit`` caps the papers embedded per model."""
+    """Patch each model in turn; ``limit`` caps the papers embedded per model. ``embedding`` picks the
+    executor (default: local, with ``engine_factory``'s engines)."""
+    embedding = embedding or EmbeddingConfig()
     if models:
         verify_metadata_store(layout, deletions=False)  # before a manifest is written or a model loaded
+        if embedding.executor == "ray" and not dry_run:
+            from papersys.embed.executors.raydata import preflight
+
+            preflight(embedding)  # Ray importable, its address answering: else an error, the store untouched
     patches = [
-        _Patcher(layout, model, runtime, engine_factory).run(limit=limit, dry_run=dry_run, reembed=reembed)
+        _Patcher(layout, model, runtime, engine_factory, embedding).run(limit=limit, dry_run=dry_run, reembed=reembed)
         for model in models
     ]
     return AutopatchReport(tuple(patches), dry_run)
@@ -230,14 +238,17 @@ class _OpenYear:
 
 
 class _Patcher:
-    """One model's run: owns its engine (opened at the first gap, closed at the end)."""
+    """One model's run: owns its executor (opened at the first gap, closed at the end)."""
 
     store: EmbeddingStore  # set by run() once the manifest is settled (its valid_since decides staleness)
 
-    def __init__(self, layout: Layout, model: ModelConfig, runtime: Runtime, factory: EngineFactory) -> None:
+    def __init__(
+        self, layout: Layout, model: ModelConfig, runtime: Runtime, factory: EngineFactory, embedding: EmbeddingConfig
+    ) -> None:
         self.layout, self.model, self.runtime, self.factory = layout, model, runtime, factory
-        self.engine: Engine | None = None
-        self.load_seconds = 0.0
+        self.embedding = embedding
+        self.executor: Executor | None = None
+        self.budget = 0  # the most papers this run embeds (set by run())
         self.task: ProgressTask = NullProgress().task("")
         self.backlog = _Backlog()
         self.open: dict[int, _OpenYear] = {}  # years with queued gaps, in queue order
@@ -259,19 +270,23 @@ class _Patcher:
         budget = backlog.gaps if limit is None else min(limit, backlog.gaps)
         runtime.observer.backlog(model.alias, backlog.gaps)
         self.task = runtime.progress.task(f"embed {model.alias}", total=budget, unit="papers")
+        self.budget = budget
         try:
             for year, cov in counts.items():  # newest first
                 budget -= self._visit(year, cov, budget, dry_run=dry_run)
             while self.backlog.rows:
                 self._embed_chunk(self.backlog.take(model.chunk_size))
+            if self.executor is not None:
+                self.executor.flush(self._write)
             self._close_finished()
         finally:
             self.task.close()
-            if self.engine is not None:
-                self.engine.close()
+            if self.executor is not None:
+                self.executor.close()
         elapsed = runtime.monotonic() - start
         years = tuple(self.done[year] for year in counts)
-        result = ModelPatch(model.alias, action, backlog, years, elapsed, self.load_seconds, dry_run)
+        load_seconds = self.executor.load_seconds if self.executor is not None else 0.0
+        result = ModelPatch(model.alias, action, backlog, years, elapsed, load_seconds, dry_run)
         runtime.observer.backlog(model.alias, result.remaining)
         return result
 
@@ -328,30 +343,13 @@ class _Patcher:
         return parts > MAX_PARTS or state.pending * 8 >= state.stored_rows
 
     def _embed_chunk(self, chunk: pl.DataFrame) -> None:
-        """Embed one chunk (longest texts first; it may span years) and write one part per year it holds."""
-        model, runtime = self.model, self.runtime
+        """Embed one chunk (longest texts first; it may span years); the executor hands its rows to ``_write``
+        (one part per year they hold) now, or for the Ray executor once they come back."""
         chunk = chunk.sort(pl.col("text").str.len_chars(), descending=True, maintain_order=True)
-        texts = chunk["text"].to_list()
-        vectors = np.empty((len(texts), model.dim), dtype=np.float32)
-        done = 0
-        try:
-            for start in range(0, len(texts), model.batch_size):
-                runtime.check_cancel()
-                if self.engine is None:
-                    began = runtime.monotonic()
-                    self.engine = self.factory(model, self.store.worker_log)
-                    self.load_seconds = runtime.monotonic() - began
-                batch = texts[start : start + model.batch_size]
-                began = runtime.monotonic()
-                vectors[start : start + len(batch)] = self._checked(self.engine.embed(batch), len(batch))
-                done += len(batch)
-                runtime.observer.embedded(model.alias, len(batch), runtime.monotonic() - began)
-                self.task.advance(len(batch))
-        except (Interrupted, EngineError):
-            # a cancel or a dead worker keeps every finished batch of the chunk (a kill -9 loses the chunk)
-            self._write(chunk.head(done), vectors[:done])
-            raise
-        self._write(chunk, vectors)
+        if self.executor is None:
+            ctx = ExecContext(self.model, self.runtime, self.task, self._checked, self.store.worker_log)
+            self.executor = open_executor(self.embedding, ctx, self.factory, self.budget)
+        self.executor.embed(chunk, self._write)
 
     def _checked(self, vectors: Vectors, count: int) -> Vectors:
         checked = check_vectors(self.model.alias, vectors, count, self.model.dim)
