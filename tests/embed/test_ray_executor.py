@@ -4,7 +4,9 @@ not answer and a Ray that is not installed are one-line errors that leave the st
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import sys
 from collections.abc import Iterator
@@ -43,18 +45,17 @@ def local_ray() -> Iterator[None]:
     ray.shutdown()
 
 
-def make_store(root: Path, executor: str, address: str = "") -> Config:
+def make_store(root: Path, executor: str, address: str = "", papers: int = 60) -> Config:
     embedding = {"executor": executor, "ray_address": address, "models": [MODEL]}
     config = config_from_mapping({"data_dir": "data", "embedding": embedding}, base_dir=root)
-    papers = pl.read_parquet(PAPERS).head(60)
-    upsert(Layout(config.data_dir), frame(*paper_rows(papers)))
+    upsert(Layout(config.data_dir), frame(*paper_rows(pl.read_parquet(PAPERS).head(papers))))
     return config
 
 
-def patch(config: Config, factory: EngineFactory | None = None) -> int:
+def patch(config: Config, factory: EngineFactory | None = None, runtime: Runtime | None = None) -> int:
     kwargs = {"engine_factory": factory} if factory else {}
-    layout = Layout(config.data_dir)
-    report = run_autopatch(layout, list(config.embedding.models), Runtime(), embedding=config.embedding, **kwargs)
+    layout, models = Layout(config.data_dir), list(config.embedding.models)
+    report = run_autopatch(layout, models, runtime or Runtime(), embedding=config.embedding, **kwargs)
     return report.embedded
 
 
@@ -67,11 +68,17 @@ def store_files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_a_ray_run_equals_a_local_run(local_ray: None, tmp_path: Path, factory: EngineFactory) -> None:
+def test_a_ray_run_equals_a_local_run_even_when_an_actor_is_killed(
+    local_ray: None, tmp_path: Path, factory: EngineFactory
+) -> None:
+    """One Ray run (start-up is most of its cost) checks both: the same store as a local run, and an actor
+    process SIGKILLed once the first vectors are back is restarted by Ray Data, its block retried."""
     local = make_store(tmp_path / "local", "local")
     on_ray = make_store(tmp_path / "ray", "ray")
     assert patch(local, factory) == 60
-    assert patch(on_ray) == 60  # the actors load MiniLM themselves, from the model config
+    progress = KillOnFirstBlock()
+    assert patch(on_ray, runtime=Runtime(progress=progress)) == 60  # the actors load MiniLM themselves
+    assert progress.killed and progress.advanced == 60
     layout_l, layout_r = Layout(local.data_dir), Layout(on_ray.data_dir)
     years = layout_l.embedding_years("minilm")
     assert len(years) == 4 and layout_r.embedding_years("minilm") == years
@@ -123,3 +130,48 @@ def test_without_ray_installed_the_error_names_the_extra(tmp_path: Path, monkeyp
     assert print_error(caught.value) == 2
     assert not (config.data_dir / "embeddings").exists()
     shutil.rmtree(tmp_path / "data")
+
+
+def our_actor_pids() -> list[int]:
+    """Pids of the Ray Data actors (``ray::MapWorker…``) descended from this process: its local Ray's only."""
+    me, found = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "cmdline").read_bytes().startswith(b"ray::MapWorker"):
+                continue
+            pid = int(entry.name)
+            while pid > 1:
+                pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if pid == me:
+                    found.append(int(entry.name))
+                    break
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+class KillOnFirstBlock:
+    """A progress task that SIGKILLs one actor process when the first block of vectors comes back."""
+
+    def __init__(self) -> None:
+        self.killed: list[int] = []
+        self.advanced = 0
+
+    def task(self, description: str, *, total: float | None = None, unit: str = "") -> KillOnFirstBlock:
+        return self
+
+    def advance(self, amount: float = 1) -> None:
+        self.advanced += int(amount)
+        if not self.killed:
+            pids = our_actor_pids()
+            assert pids, "no actor process found"
+            os.kill(pids[0], signal.SIGKILL)
+            self.killed.append(pids[0])
+
+    def update(self, *, total: float | None = None, description: str | None = None) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
