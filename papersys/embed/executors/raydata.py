@@ -50,16 +50,21 @@ def _host_port(address: str) -> tuple[str, int]:
 
 
 def preflight(embedding: EmbeddingConfig) -> None:
-    """Ray importable and ``ray_address`` answering (a TCP connect, bounded): checked before any write."""
-    import_ray()
+    """Before any write: Ray importable and, for a cluster, joined (an explicit address is first probed with a
+    TCP connect, bounded: ``ray.init`` waits far longer for a head that never answers). A joined cluster stays
+    joined for the process's life (the daemon's next embed job reuses the connection)."""
+    ray = import_ray()
     address = embedding.ray_address
-    if not address or address == "auto":
-        return
-    try:
-        socket.create_connection(_host_port(address), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ExecutorError(f"ray_address {address!r} does not answer ({reason}); nothing was written") from None
+    if not address:
+        return  # a private local Ray, started at the first chunk: a run with nothing to embed never starts it
+    if address != "auto":
+        try:
+            socket.create_connection(_host_port(address), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ExecutorError(f"ray_address {address!r} does not answer ({reason}); nothing was written") from None
+    if not ray.is_initialized():
+        connect(embedding)
 
 
 def connect(embedding: EmbeddingConfig) -> bool:
