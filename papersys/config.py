@@ -162,6 +162,10 @@ class ModelConfig(_Frozen):
     retries: Annotated[int, Field(ge=0)] = 5  # on 408/429/5xx, timeouts and connection errors
     backoff_s: NonNegFloat = 1.0  # the first retry's wait, doubled for each further one
     max_retry_after_s: NonNegFloat = 120.0  # a longer Retry-After or backoff is cut to this
+    # [embedding] executor = "ray": the actor pool that embeds this model's backlog (devdoc/scale.md)
+    ray_actors: Annotated[int, Field(ge=1)] = 1
+    ray_cpus_per_actor: Annotated[float, Field(gt=0)] = 1.0
+    ray_gpus_per_actor: NonNegFloat = 0.0
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -221,7 +225,21 @@ class ModelConfig(_Frozen):
 
 
 class EmbeddingConfig(_Frozen):
+    # "local": each model's engine in this process (or its spawned worker); "ray": the backlog flows through
+    # Ray Data, an actor pool per model, vectors written here (devdoc/scale.md; needs `uv sync --extra ray`)
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str = ""  # "": start a local Ray on this machine; "auto" or "ray://host:port" (or host:port): join
+    ray_object_store_mb: Annotated[int, Field(ge=80)] = 512  # a local Ray's object store (texts and vectors in flight)
     models: tuple[ModelConfig, ...] = (ModelConfig(),)
+
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_address(cls, value: str) -> str:
+        if value and value != "auto" and not re.match(r"^(ray://)?[A-Za-z0-9.\-\[\]:]+:\d+$", value):
+            raise ValueError(
+                "must be '' (a local Ray), 'auto', or an address such as 'ray://head:10001' or 'head:6379'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _unique_aliases(self) -> EmbeddingConfig:

@@ -89,6 +89,16 @@ class EngineError(PapersysError):
         super().__init__(f"engine for model {model!r}: {detail}")
 
 
+class ExecutorError(PapersysError):
+    """The executor that runs the engines cannot start: the Ray cluster at ``ray_address`` does not answer."""
+
+
+class ExecutorMissingError(ExecutorError):
+    """``executor = "ray"`` but Ray is not installed: the config asks for an extra that is missing."""
+
+    exit_code = 2
+
+
 class EngineConfigError(EngineError):
     """The engine answers, but not as the model's config says (another dim, a refused key, an unknown model
     name or URL): the config needs fixing, so the exit status is that of bad input."""

@@ -245,6 +245,7 @@ def embed_autopatch(
             dry_run=dry_run,
             reembed=reembed,
             engine_factory=engine_factory or default_engine_factory,
+            embedding=config.embedding,
         )
         if dry_run:
             return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from papersys.config import ModelConfig
+from papersys.config import EmbeddingConfig, ModelConfig
 from papersys.embed.coverage import YearPlan, coverage_by_year, model_store, plan_year, record_coverage, signature
 from papersys.embed.engines import Engine, Vectors, check_vectors, open_engine
+from papersys.embed.executors import EngineFactory, ExecContext, Executor, open_executor
 from papersys.embed.gaps import Coverage
 from papersys.embed.manifest import ManifestAction, prepare_manifest
-from papersys.errors import EngineError, Interrupted
+from papersys.errors import EngineError
 from papersys.faults import crash_point
 from papersys.report import Report
 from papersys.runtime import NullProgress, ProgressTask, Runtime
@@ -27,7 +28,7 @@ from papersys.store.embeddings import EmbeddingStore
 from papersys.store.layout import Layout
 from papersys.store.verify import verify_metadata_store
 
-EngineFactory = Callable[[ModelConfig, Path], Engine]
+__all__ = ["AutopatchReport", "EngineFactory", "ModelPatch", "YearPatch", "run_autopatch"]
 COMPACT_MIN_ROWS = 65_536  # mid-year compaction once pending rows reach max(this, rows in the year file)
 # At the end of a run a year's parts stay pending (every read merges them) unless they hold an eighth of its
 # year file or number more than MAX_PARTS: a daily backlog of a few papers per year would otherwise rewrite
@@ -153,12 +154,19 @@ def run_autopatch(
     dry_run: bool = False,
     reembed: bool = False,
     engine_factory: EngineFactory = default_engine_factory,
+    embedding: EmbeddingConfig | None = None,
 ) -> AutopatchReport:
-    """Patch each model in turn; ``limit`` caps the papers embedded per model."""
+    """Patch each model in turn; ``limit`` caps the papers embedded per model. ``embedding`` picks the
+    executor (default: local, with ``engine_factory``'s engines)."""
+    embedding = embedding or EmbeddingConfig()
     if models:
         verify_metadata_store(layout, deletions=False)  # before a manifest is written or a model loaded
+        if embedding.executor == "ray" and not dry_run:
+            from papersys.embed.executors.raydata import preflight
+
+            preflight(embedding)  # Ray importable, its address answering: else an error, the store untouched
     patches = [
-        _Patcher(layout, model, runtime, engine_factory).run(limit=limit, dry_run=dry_run, reembed=reembed)
+        _Patcher(layout, model, runtime, engine_factory, embedding).run(limit=limit, dry_run=dry_run, reembed=reembed)
         for model in models
     ]
     return AutopatchReport(tuple(patches), dry_run)
@@ -232,15 +240,18 @@ class _OpenYear:
 
 
 class _Patcher:
-    """One model's run: owns its engine (opened at the first gap, closed at the end)."""
+    """One model's run: owns its executor (opened at the first gap, closed at the end)."""
 
     store: EmbeddingStore  # set by run() once the manifest is settled (its valid_since decides staleness)
 
-    def __init__(self, layout: Layout, model: ModelConfig, runtime: Runtime, factory: EngineFactory) -> None:
+    def __init__(
+        self, layout: Layout, model: ModelConfig, runtime: Runtime, factory: EngineFactory, embedding: EmbeddingConfig
+    ) -> None:
         self.layout, self.model, self.runtime, self.factory = layout, model, runtime, factory
-        self.engine: Engine | None = None
-        self.loading: Future[Engine] | None = None  # the engine, loading in the background
-        self.load_seconds = 0.0
+        self.embedding = embedding
+        self.executor: Executor | None = None
+        self.loading: Future[Engine] | None = None  # the local engine, loading in the background
+        self.budget = 0  # the most papers this run embeds (set by run())
         self.task: ProgressTask = NullProgress().task("")
         self.backlog = _Backlog()
         self.open: dict[int, _OpenYear] = {}  # years with queued gaps, in queue order
@@ -255,7 +266,7 @@ class _Patcher:
         if not dry_run:
             crash_point("embed.manifest_ready")  # the manifest is written, nothing else yet
             store.sweep()
-        loads = not dry_run and limit != 0
+        loads = not dry_run and limit != 0 and self.embedding.executor == "local"  # Ray actors load their own
         counts = coverage_by_year(
             layout,
             model,
@@ -270,18 +281,22 @@ class _Patcher:
         budget = backlog.gaps if limit is None else min(limit, backlog.gaps)
         runtime.observer.backlog(model.alias, backlog.gaps)
         self.task = runtime.progress.task(f"embed {model.alias}", total=budget, unit="papers")
+        self.budget = budget
         try:
             for year, cov in counts.items():  # newest first
                 budget -= self._visit(year, cov, budget, dry_run=dry_run)
             while self.backlog.rows:
                 self._embed_chunk(self.backlog.take(model.chunk_size))
+            if self.executor is not None:
+                self.executor.flush(self._write)
             self._close_finished()
         finally:
             self.task.close()
-            self._close_engine()
+            self._close()
         elapsed = runtime.monotonic() - start
         years = tuple(self.done[year] for year in counts)
-        result = ModelPatch(model.alias, action, backlog, years, elapsed, self.load_seconds, dry_run)
+        load_seconds = self.executor.load_seconds if self.executor is not None else 0.0
+        result = ModelPatch(model.alias, action, backlog, years, elapsed, load_seconds, dry_run)
         runtime.observer.backlog(model.alias, result.remaining)
         return result
 
@@ -338,27 +353,13 @@ class _Patcher:
         return parts > MAX_PARTS or state.pending * 8 >= state.stored_rows
 
     def _embed_chunk(self, chunk: pl.DataFrame) -> None:
-        """Embed one chunk (longest texts first; it may span years) and write one part per year it holds."""
-        model, runtime = self.model, self.runtime
+        """Embed one chunk (longest texts first; it may span years); the executor hands its rows to ``_write``
+        (one part per year they hold) now, or for the Ray executor once they come back."""
         chunk = chunk.sort(pl.col("text").str.len_chars(), descending=True, maintain_order=True)
-        texts = chunk["text"].to_list()
-        vectors = np.empty((len(texts), model.dim), dtype=np.float32)
-        done = 0
-        try:
-            for start in range(0, len(texts), model.batch_size):
-                runtime.check_cancel()
-                engine = self._engine()
-                batch = texts[start : start + model.batch_size]
-                began = runtime.monotonic()
-                vectors[start : start + len(batch)] = self._checked(engine.embed(batch), len(batch))
-                done += len(batch)
-                runtime.observer.embedded(model.alias, len(batch), runtime.monotonic() - began)
-                self.task.advance(len(batch))
-        except (Interrupted, EngineError):
-            # a cancel or a dead worker keeps every finished batch of the chunk (a kill -9 loses the chunk)
-            self._write(chunk.head(done), vectors[:done])
-            raise
-        self._write(chunk, vectors)
+        if self.executor is None:
+            ctx = ExecContext(self.model, self.runtime, self.task, self._checked, self.store.worker_log)
+            self.executor = open_executor(self.embedding, ctx, self._loaded_engine, self.budget)
+        self.executor.embed(chunk, self._write)
 
     def _start_engine(self) -> None:
         """Start loading the engine in the background, once gaps are known to exist: its imports and model
@@ -367,20 +368,19 @@ class _Patcher:
         self.loading = loader.submit(self.factory, self.model, self.store.worker_log)
         loader.shutdown(wait=False)  # the thread ends with the load
 
-    def _engine(self) -> Engine:
-        """The engine, waiting for its load if need be (``load_seconds``: how long the run waited for it)."""
-        if self.engine is None:
-            began = self.runtime.monotonic()
-            self.engine = self.loading.result() if self.loading else self.factory(self.model, self.store.worker_log)
-            self.load_seconds = self.runtime.monotonic() - began
-        return self.engine
+    def _loaded_engine(self, model: ModelConfig, log_path: Path) -> Engine:
+        """The local executor's engine factory: the engine loading in the background, else a fresh one (the
+        executor counts the wait as ``load_seconds``)."""
+        loading, self.loading = self.loading, None
+        return loading.result() if loading is not None else self.factory(model, log_path)
 
-    def _close_engine(self) -> None:
-        if self.engine is None and self.loading is not None:  # loaded for nothing (an error or a cancel came first)
+    def _close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
+        if self.loading is not None:  # loaded, never taken: an error or a cancel came before the first batch
             with contextlib.suppress(Exception):
-                self.engine = self.loading.result()
-        if self.engine is not None:
-            self.engine.close()
+                self.loading.result().close()
+            self.loading = None
 
     def _checked(self, vectors: Vectors, count: int) -> Vectors:
         checked = check_vectors(self.model.alias, vectors, count, self.model.dim)
