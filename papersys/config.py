@@ -49,6 +49,18 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _env_secret(value: Any, info: ValidationInfo) -> Any:
+    """A key where a secret can sit accepts "env:NAME", resolved at load (load_config passes its env mapping)."""
+    env = (info.context or {}).get("env", os.environ)
+    return resolve_env_ref(value, env)
+
+
+def _header_secret(value: SecretStr) -> SecretStr:
+    """A secret sent in an Authorization header must be visible ASCII."""
+    check_header_value(value.get_secret_value())
+    return value
+
+
 class IngestConfig(_Frozen):
     base_url: str = "https://oaipmh.arxiv.org/oai"
     metadata_prefix: Literal["arXiv", "arXivRaw"] = "arXiv"
@@ -71,18 +83,8 @@ class IngestConfig(_Frozen):
     # user/password found in base_url (moved out of it, so the URL can be shown); sent as HTTP basic auth
     _url_credentials: tuple[str, SecretStr] | None = PrivateAttr(default=None)
 
-    @field_validator("base_url", "auth_token", mode="before")
-    @classmethod
-    def _env_reference(cls, value: Any, info: ValidationInfo) -> Any:
-        # keys where a secret can sit accept "env:NAME", resolved now (load_config passes its env mapping)
-        env = (info.context or {}).get("env", os.environ)
-        return resolve_env_ref(value, env)
-
-    @field_validator("auth_token")
-    @classmethod
-    def _token(cls, value: SecretStr) -> SecretStr:
-        check_header_value(value.get_secret_value())
-        return value
+    _env_reference = field_validator("base_url", "auth_token", mode="before")(_env_secret)
+    _token = field_validator("auth_token")(_header_secret)
 
     @model_validator(mode="after")
     def _move_url_credentials(self) -> IngestConfig:
@@ -167,17 +169,8 @@ class ModelConfig(_Frozen):
     ray_cpus_per_actor: Annotated[float, Field(gt=0)] = 1.0
     ray_gpus_per_actor: NonNegFloat = 0.0
 
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _env_reference(cls, value: Any, info: ValidationInfo) -> Any:
-        env = (info.context or {}).get("env", os.environ)
-        return resolve_env_ref(value, env)
-
-    @field_validator("api_key")
-    @classmethod
-    def _api_key(cls, value: SecretStr) -> SecretStr:
-        check_header_value(value.get_secret_value())
-        return value
+    _env_reference = field_validator("api_key", mode="before")(_env_secret)
+    _api_key = field_validator("api_key")(_header_secret)
 
     @field_validator("base_url")
     @classmethod
@@ -318,17 +311,8 @@ class ApiConfig(_Frozen):
     port: Annotated[int, Field(ge=0, le=65535)] = 8765
     token: SecretStr = SecretStr("")  # "" = none (loopback only); else every request needs "Bearer <token>"
 
-    @field_validator("token", mode="before")
-    @classmethod
-    def _env_reference(cls, value: Any, info: ValidationInfo) -> Any:
-        env = (info.context or {}).get("env", os.environ)
-        return resolve_env_ref(value, env)
-
-    @field_validator("token")
-    @classmethod
-    def _token(cls, value: SecretStr) -> SecretStr:
-        check_header_value(value.get_secret_value())
-        return value
+    _env_reference = field_validator("token", mode="before")(_env_secret)
+    _token = field_validator("token")(_header_secret)
 
     @field_validator("host")
     @classmethod

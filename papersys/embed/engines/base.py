@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from papersys.config import DEFAULT_MODEL_NAME
+from papersys.config import DEFAULT_MODEL_NAME, ModelConfig
 from papersys.errors import EngineError
 
 Vectors = npt.NDArray[np.float32]
@@ -39,6 +39,20 @@ def resolve_model_path(name: str) -> str:
         bundled = importlib.import_module(BUNDLED_PACKAGE)
         return str(bundled.get_model_path())
     return name
+
+
+def checked_dim(model: ModelConfig, found: int | None) -> int:
+    """The dimension a loaded model declares, which must be the configured ``dim`` (EngineError otherwise)."""
+    if found is None:
+        raise EngineError(model.alias, f"{model.name!r} does not declare its embedding dimension")
+    if int(found) != model.dim:
+        raise EngineError(model.alias, f"{model.name!r} produces {int(found)}-dim vectors but dim = {model.dim}")
+    return int(found)
+
+
+def no_vectors(dim: int) -> Vectors:
+    """What an engine returns for no texts."""
+    return np.empty((0, dim), dtype=np.float32)
 
 
 def check_vectors(model: str, vectors: object, count: int, dim: int) -> Vectors:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from papersys.config import ModelConfig
-from papersys.embed.engines.base import Vectors, resolve_model_path
+from papersys.embed.engines.base import Vectors, checked_dim, no_vectors, resolve_model_path
 from papersys.errors import EngineError
 
 
@@ -33,12 +33,7 @@ class SentenceTransformerEngine:
             raise EngineError(model.alias, f"cannot load {model.name!r}: {type(exc).__name__}: {exc}") from exc
         self._st.max_seq_length = model.max_length
         get_dim = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
-        found = get_dim()
-        if found is None:
-            raise EngineError(model.alias, f"{model.name!r} does not declare its embedding dimension")
-        self._dim = int(found)
-        if self._dim != model.dim:
-            raise EngineError(model.alias, f"{model.name!r} produces {self._dim}-dim vectors but dim = {model.dim}")
+        self._dim = checked_dim(model, get_dim())
 
     @property
     def dim(self) -> int:
@@ -46,7 +41,7 @@ class SentenceTransformerEngine:
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
-            return np.empty((0, self._dim), dtype=np.float32)
+            return no_vectors(self._dim)
         out = self._st.encode(
             list(texts),
             batch_size=self.model.batch_size,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from papersys.config import ModelConfig
-from papersys.embed.engines.base import Vectors
+from papersys.embed.engines.base import Vectors, checked_dim, no_vectors
 from papersys.errors import EngineError
 
 
@@ -34,9 +34,7 @@ class StaticEngine:
             self._static: Any = StaticModel.from_pretrained(where, force_download=False)
         except Exception as exc:  # OSError, ValueError, hub errors, safetensors errors: all mean "cannot load"
             raise EngineError(model.alias, f"cannot load {model.name!r}: {type(exc).__name__}: {exc}") from exc
-        self._dim = int(self._static.dim)
-        if self._dim != model.dim:
-            raise EngineError(model.alias, f"{model.name!r} produces {self._dim}-dim vectors but dim = {model.dim}")
+        self._dim = checked_dim(model, int(self._static.dim))
 
     @property
     def dim(self) -> int:
@@ -44,7 +42,7 @@ class StaticEngine:
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
-            return np.empty((0, self._dim), dtype=np.float32)
+            return no_vectors(self._dim)
         out = self._static.encode(
             list(texts),
             max_length=self.model.max_length,
