@@ -29,7 +29,10 @@ from papersys.store.layout import Layout
 from papersys.store.verify import verify_metadata_store
 
 __all__ = ["AutopatchReport", "EngineFactory", "ModelPatch", "YearPatch", "run_autopatch"]
-COMPACT_MIN_ROWS = 65_536  # mid-year compaction once pending rows reach max(this, rows in the year file)
+# Mid-year compaction once pending rows reach max(this, rows in the year file): above any arXiv year so far
+# (≈ 300 k), so a year's first index is written as parts and compacted once, at its end (each compaction
+# reads and rewrites every vector of the year); a reader merges at most this / chunk_size parts meanwhile.
+COMPACT_MIN_ROWS = 524_288
 # At the end of a run a year's parts stay pending (every read merges them) unless they hold an eighth of its
 # year file or number more than MAX_PARTS: a daily backlog of a few papers per year would otherwise rewrite
 # every touched year file, vectors and all, every day.

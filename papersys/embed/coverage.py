@@ -20,7 +20,7 @@ from papersys.errors import StoreError
 from papersys.store.atomic import file_stat, read_json, write_json
 from papersys.store.embeddings import EmbeddingStore, Manifest
 from papersys.store.layout import Layout
-from papersys.store.metadata import read_year
+from papersys.store.metadata import read_year, year_rows
 
 _CACHE_VERSION = 1
 KEEP_PLAN_ROWS = 65_536  # gap rows of the plans that coverage_by_year may hand on (their texts stay in memory)
@@ -147,7 +147,10 @@ def coverage_by_year(
     for year in years_of(store):
         sig = signature(store, model, year, file_stat(layout.metadata_file(year)))
         cov = _cached(cache.get(str(year)), sig)
-        if cov is None:
+        if cov is None and not store.files_signature(year):
+            cov = _unembedded(layout, year)  # no vector of the year yet: every paper missing, nothing to hash
+            updates[year] = (sig, cov)
+        elif cov is None:
             plan = plan_year(store, model, year, persist=persist)
             cov = plan.coverage
             fresh = signature(store, model, year, plan.metadata_stat, embeddings_stat=plan.embeddings_stat)
@@ -162,6 +165,14 @@ def coverage_by_year(
     if persist and (updates or gone):
         record_coverage(store, updates, drop=gone)
     return result
+
+
+def _unembedded(layout: Layout, year: int) -> Coverage:
+    """Counts of a year that has no stored vector: its metadata rows, all missing (read from the Parquet
+    footer). A backfill's years are then planned once, by the run, not also here: planning hashes every text.
+    """
+    papers = year_rows(layout, year)
+    return Coverage(papers=papers, missing=papers)
 
 
 @dataclass(frozen=True)

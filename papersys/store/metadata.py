@@ -143,6 +143,18 @@ def read_year(layout: Layout, year: int, columns: list[str] | None = None) -> pl
         ) from exc
 
 
+def year_rows(layout: Layout, year: int) -> int:
+    """How many papers one year holds (0 without a file), from the Parquet footer: no column is read."""
+    path = layout.metadata_file(year)
+    if not path.exists():
+        return 0
+    check_schema(path, METADATA_SCHEMA, "metadata")
+    try:
+        return int(pl.scan_parquet(path).select(pl.len()).collect().item())
+    except Exception as exc:
+        raise StoreError(path, f"cannot be read ({type(exc).__name__})", _RECOVER["metadata"]) from exc
+
+
 def scan_all(layout: Layout) -> pl.LazyFrame:
     """A lazy frame over every year file (for whole-store queries)."""
     files = [layout.metadata_file(y) for y in layout.metadata_years()]

@@ -250,15 +250,22 @@ def part_gaps(args: argparse.Namespace) -> dict[str, Any]:
 
 
 class _ConstantEngine:
-    """Constant, negligible time per batch: fresh random unit vectors (incompressible, like real ones)."""
+    """Constant, negligible time per batch: copies of random unit vectors drawn once (incompressible, like real
+    ones: a pool of 32,768 rows, 48 MB at 384 dims, beyond zstd's window, so no file compresses by repeats).
+    Drawing fresh normals for every batch cost 7 µs a paper, a tenth of what the pipeline was measured at."""
+
+    POOL = 32_768
 
     def __init__(self, dim: int) -> None:
-        self.rng = np.random.default_rng(1)
+        block = np.random.default_rng(1).standard_normal((self.POOL, dim), dtype=np.float32)
+        self.pool = block / np.linalg.norm(block, axis=1, keepdims=True)
+        self.next = 0
         self.dim = dim
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        block = self.rng.standard_normal((len(texts), self.dim), dtype=np.float32)
-        return block / np.linalg.norm(block, axis=1, keepdims=True)
+        rows = (self.next + np.arange(len(texts))) % self.POOL
+        self.next = int(rows[-1]) + 1 if len(texts) else self.next
+        return self.pool[rows]
 
     def close(self) -> None:
         return None
