@@ -1,5 +1,6 @@
 """autopatch: embed every paper that lacks a valid, current vector — newest years first, one durable part file
-per chunk, compacted per year. A kill loses at most the chunk in flight; a cancel or a dead engine, nothing."""
+per chunk, compacted per year. A kill loses at most the chunks in flight (the one being embedded and those
+waiting for the writer thread); a cancel or a dead engine, nothing."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from papersys.embed.engines import Engine, Vectors, check_vectors, open_engine
 from papersys.embed.executors import EngineFactory, ExecContext, Executor, open_executor
 from papersys.embed.gaps import Coverage
 from papersys.embed.manifest import ManifestAction, prepare_manifest
+from papersys.embed.writer import OrderedWriter
 from papersys.errors import EngineError
 from papersys.faults import crash_point
 from papersys.report import Report
@@ -243,7 +245,8 @@ class _OpenYear:
 
 
 class _Patcher:
-    """One model's run: owns its executor (opened at the first gap, closed at the end)."""
+    """One model's run: owns its executor (opened at the first gap, closed at the end) and its writer thread
+    (every store write after the plan: parts, compaction, coverage records)."""
 
     store: EmbeddingStore  # set by run() once the manifest is settled (its valid_since decides staleness)
 
@@ -253,6 +256,7 @@ class _Patcher:
         self.layout, self.model, self.runtime, self.factory = layout, model, runtime, factory
         self.embedding = embedding
         self.executor: Executor | None = None
+        self.writer = OrderedWriter(model.alias)
         self.loading: Future[Engine] | None = None  # the local engine, loading in the background
         self.budget = 0  # the most papers this run embeds (set by run())
         self.task: ProgressTask = NullProgress().task("")
@@ -291,8 +295,9 @@ class _Patcher:
             while self.backlog.rows:
                 self._embed_chunk(self.backlog.take(model.chunk_size))
             if self.executor is not None:
-                self.executor.flush(self._write)
-            self._close_finished()
+                self.executor.flush(self._write_later)
+            self.writer.submit(self._close_finished)
+            self.writer.drain()
         finally:
             self.task.close()
             self._close()
@@ -320,12 +325,13 @@ class _Patcher:
         self.backlog.put(gaps.with_columns(pl.lit(year, dtype=pl.Int32).alias("year")))
         while self.backlog.rows >= self.model.chunk_size:
             self._embed_chunk(self.backlog.take(self.model.chunk_size))
-        self._close_finished()
+        self.writer.submit(self._close_finished)
         return gaps.height
 
     def _close_finished(self) -> None:
-        """Compact and record every open year whose gaps are all written."""
-        for year in [y for y, state in self.open.items() if state.queued == 0]:
+        """Compact and record every open year whose gaps are all written (in the writer thread, while the run's
+        thread may open more years: hence the snapshot of ``open``)."""
+        for year in [y for y, state in list(self.open.items()) if state.queued == 0]:
             self.done[year] = self._close_year(self.open.pop(year))
 
     def _close_year(self, state: _OpenYear) -> YearPatch:
@@ -362,7 +368,7 @@ class _Patcher:
         if self.executor is None:
             ctx = ExecContext(self.model, self.runtime, self.task, self._checked, self.store.worker_log)
             self.executor = open_executor(self.embedding, ctx, self._loaded_engine, self.budget)
-        self.executor.embed(chunk, self._write)
+        self.executor.embed(chunk, self._write_later)
 
     def _start_engine(self) -> None:
         """Start loading the engine in the background, once gaps are known to exist: its imports and model
@@ -378,6 +384,12 @@ class _Patcher:
         return loading.result() if loading is not None else self.factory(model, log_path)
 
     def _close(self) -> None:
+        try:
+            self.writer.close()  # every chunk handed over is written (a cancel's too), or its error raised
+        finally:
+            self._close_engine()
+
+    def _close_engine(self) -> None:
         if self.executor is not None:
             self.executor.close()
         if self.loading is not None:  # loaded, never taken: an error or a cancel came before the first batch
@@ -390,6 +402,10 @@ class _Patcher:
         if self.model.dtype == "float16" and not np.isfinite(checked.astype(np.float16)).all():
             raise EngineError(self.model.alias, "vectors overflow float16 storage; use dtype = 'float32'")
         return checked
+
+    def _write_later(self, rows: pl.DataFrame, vectors: Vectors) -> None:
+        """The executors' ``write``: queued for the writer thread, which runs ``_write``."""
+        self.writer.submit(self._write, rows, vectors)
 
     def _write(self, rows: pl.DataFrame, vectors: Vectors) -> None:
         """One part per year of ``rows``; a year's parts are compacted once they outgrow its file."""
