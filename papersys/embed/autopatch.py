@@ -405,7 +405,7 @@ class _Patcher:
 
     def _write_later(self, rows: pl.DataFrame, vectors: Vectors) -> None:
         """The executors' ``write``: queued for the writer thread, which runs ``_write``."""
-        self.writer.submit(self._write, rows, vectors)
+        self.writer.submit(self._write, rows, vectors, rows=rows.height)
 
     def _write(self, rows: pl.DataFrame, vectors: Vectors) -> None:
         """One part per year of ``rows``; a year's parts are compacted once they outgrow its file."""
@@ -414,6 +414,7 @@ class _Patcher:
         frame = rows.select("id", "text_hash", "status", "year").with_columns(
             pl.Series("vector", vectors), pl.lit(self.runtime.clock()).alias("embedded_at")
         )
+        finished = False
         for (year,), part in frame.group_by("year", maintain_order=True):
             state = self.open[int(year)]
             self.store.write_part(state.year, part)
@@ -424,3 +425,7 @@ class _Patcher:
             state.pending += part.height
             if state.queued and state.pending >= max(COMPACT_MIN_ROWS, state.stored_rows):
                 state.compact(self.store)  # mid-year: bounds the parts a reader merges
+            elif not state.queued:
+                finished = True
+        if finished:  # close a year as soon as its last part is written, while the engine starts the next
+            self._close_finished()

@@ -1,5 +1,5 @@
 """autopatch's background writer: tasks run in order on one other thread, a failure stops every later task and
-is raised in the caller's thread, and at most ``depth`` tasks wait (the caller blocks beyond that)."""
+is raised in the caller's thread, and the tasks not yet done hold at most ``budget`` rows (the caller waits)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_tasks_run_in_order_on_one_other_thread() -> None:
 
 
 def test_a_failed_task_stops_the_later_ones_and_is_raised_to_the_caller() -> None:
-    writer = OrderedWriter("t", depth=8)
+    writer = OrderedWriter("t")
     ran: list[int] = []
     release = threading.Event()
 
@@ -40,16 +40,15 @@ def test_a_failed_task_stops_the_later_ones_and_is_raised_to_the_caller() -> Non
     assert ran == [1]
 
 
-def test_the_caller_waits_while_depth_tasks_are_waiting() -> None:
-    writer = OrderedWriter("t", depth=2)
+def test_the_caller_waits_while_the_tasks_not_done_hold_the_budget() -> None:
+    writer = OrderedWriter("t", budget=3)
     release = threading.Event()
-    writer.submit(release.wait, 5)  # running
-    writer.submit(lambda: None)  # waiting
-    writer.submit(lambda: None)  # waiting: depth reached
-    blocked = threading.Thread(target=writer.submit, args=(lambda: None,))
+    writer.submit(release.wait, 5, rows=1)  # running
+    writer.submit(lambda: None, rows=2)  # waiting: the budget is held
+    blocked = threading.Thread(target=writer.submit, args=(lambda: None,), kwargs={"rows": 1})
     blocked.start()
     blocked.join(0.3)
-    assert blocked.is_alive(), "a fourth task was queued past the depth"
+    assert blocked.is_alive(), "a task was queued past the budget"
     release.set()
     blocked.join(5)
     assert not blocked.is_alive()
