@@ -67,7 +67,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory, factory: EngineFactory) 
     """The 60 papers embedded by a local run with the shared MiniLM: what every Ray run must equal."""
     config = make_store(tmp_path_factory.mktemp("reference"), "local")
     assert patch(config, factory) == 60
-    return Layout(config.data_dir)
+    layout = Layout(config.data_dir)
+    assert len(layout.embedding_years("minilm")) == 4 and store.pending_parts(layout, "minilm") == []
+    return layout
 
 
 def assert_like_reference(layout: Layout, alias: str, reference: Layout, *, complete: bool = True) -> int:
@@ -109,61 +111,59 @@ def store_files(root: Path) -> dict[str, bytes]:
     return {k: v for k, v in tree(root).items() if not k.startswith(("state/", ".locks/"))}
 
 
-@pytest.mark.slow
-def test_a_ray_run_equals_a_local_run_even_when_an_actor_is_killed(
-    local_ray: str, tmp_path: Path, reference: Layout
+def test_auto_with_no_ray_running_is_one_line_and_leaves_the_store_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One Ray run (start-up is most of its cost) checks both: the same store as a local run, and an actor
-    process SIGKILLed once the first vectors are back is restarted by Ray Data, its block retried."""
-    on_ray = make_store(tmp_path / "ray", "ray")
-    progress = KillOnFirstBlock()
-    assert patch(on_ray, runtime=Runtime(progress=progress)) == 60  # the actors load MiniLM themselves
-    assert progress.killed and progress.advanced == 60
-    layout_l, layout_r = reference, Layout(on_ray.data_dir)
-    years = layout_l.embedding_years("minilm")
-    assert len(years) == 4 and layout_r.embedding_years("minilm") == years
-    assert store.pending_parts(layout_r, "minilm") == []
-    for year in years:
-        mine = store.read_embeddings(layout_r, "minilm", year, dim=384).sort("id")
-        theirs = store.read_embeddings(layout_l, "minilm", year, dim=384).sort("id")
-        assert mine.select("id", "text_hash", "valid").equals(theirs.select("id", "text_hash", "valid"))
-        a, b = mine["vector"].to_numpy(), theirs["vector"].to_numpy()
-        cosine = (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-        assert cosine.min() >= 0.9999, (year, cosine.min())
-    manifest_l, manifest_r = store.read_manifest(layout_l, "minilm"), store.read_manifest(layout_r, "minilm")
-    assert manifest_l is not None and manifest_r is not None
-    assert manifest_r.identity() == manifest_l.identity()
-    manifest = store.read_manifest(layout_r, "minilm")
-    assert manifest is not None
-    model = on_ray.embedding.models[0]
-    assert coverage_by_year(layout_r, model, manifest) == coverage_by_year(layout_l, model, manifest)
-    assert patch(on_ray) == 0  # nothing left, nothing duplicated
+    """``ray_address = "auto"`` finds a cluster from RAY_ADDRESS, from ``ray_current_cluster`` in Ray's temp dir,
+    and from any raylet process on this machine. The first two are isolated here; the third cannot be, so this
+    test comes first in the module, before its Ray starts, and is skipped where another Ray runs on the
+    machine (another suite's, a cluster node's): "auto" would join it."""
+    from papersys.embed.executors.raydata import import_ray
+
+    ray = import_ray()
+    from ray._private.services import find_gcs_addresses
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray"))
+    if ray.is_initialized() or find_gcs_addresses():
+        pytest.skip("a Ray runs on this machine: 'auto' would join it")
+    config = make_store(tmp_path, "ray", "auto")
+    before = tree(config.data_dir)
+    with pytest.raises(ExecutorError) as caught:
+        service.embed_autopatch(config)
+    message = str(caught.value)
+    assert message.startswith("cannot start or join 'auto': Could not find any running Ray instance"), message
+    assert "\n" not in message and print_error(caught.value) == 1
+    assert store_files(config.data_dir) == {k: v for k, v in before.items() if not k.startswith("state/")}
+    assert not (config.data_dir / "embeddings").exists() and not ray.is_initialized()
 
 
 @pytest.mark.slow
-def test_a_cancelled_then_killed_ray_run_is_finished_by_a_mixed_run(
+def test_ray_runs_cancelled_killed_then_finished_with_an_actor_killed_equal_a_local_run(
     local_ray: str, tmp_path: Path, reference: Layout, factory: EngineFactory
 ) -> None:
-    """One store, three runs (each Ray run loads MiniLM in two actors, the cost of this test): a cancel, a
-    driver killed mid-run, then a run of two models, "minilm" on Ray and "loc" local, finishes both stores.
+    """One store, three Ray runs (each loads MiniLM in two actors: start-up is most of this test's cost, so
+    one store takes every fault in turn) of ``[embedding] executor = "ray"``, with a second model "loc" set to
+    ``executor = "local"``:
 
     1. In this process, a cancel once the first block of vectors is back: Interrupted, and every vector that
-       came back is written and valid.
+       came back is written and valid; "loc", after it, is never reached.
     2. ``papersys embed autopatch`` in a child joining this module's Ray dies (os._exit(137), no clean-up: a
        SIGKILL as far as Ray is concerned) just after its first part is written; Ray reaps its actors.
-    3. The same config in this process: the Ray model embeds exactly what is missing (nothing twice), the local
-       one everything; both stores equal the local reference, no part left pending. A rerun embeds nothing."""
+    3. The mixed run: the same config in this process, with an actor process SIGKILLed once the first vectors
+       are back (Ray Data restarts it, its block retried). "minilm" embeds exactly what is missing (nothing
+       twice), "loc" everything; both stores equal the local run's (ids, text hashes, validity, cosine >=
+       0.9999, manifest identity, coverage), no part is left pending. A rerun embeds nothing, opens nothing."""
     loc = {**MODEL, "alias": "loc", "executor": "local"}
-    config = make_store(tmp_path, "local", local_ray, models=({**MODEL, "executor": "ray"}, loc))
-    layout = Layout(config.data_dir)
+    config = make_store(tmp_path, "ray", local_ray, models=(MODEL, loc))
+    layout, models = Layout(config.data_dir), list(config.embedding.models)
 
-    progress = CancelOnFirstBlock()
-    runtime = progress.cancel_runtime()
+    cancelling = CancelOnFirstBlock()
     with pytest.raises(Interrupted):
-        patch(config, factory, runtime)
+        patch(config, factory, cancelling.cancel_runtime())
     cancelled = assert_like_reference(layout, "minilm", reference, complete=False)
     assert 8 <= cancelled < 60  # at least the first block (8 rows)
-    assert not store.stored_years(layout, "loc")  # the local model comes after: never reached
+    assert not store.stored_years(layout, "loc")
 
     child = run_cli_until_killed(config_file(tmp_path, config), tmp_path / "child.err")
     assert child == 137, (tmp_path / "child.err").read_text()
@@ -171,12 +171,18 @@ def test_a_cancelled_then_killed_ray_run_is_finished_by_a_mixed_run(
     assert cancelled < killed < 60  # the child wrote a part, and died with papers left
     assert wait_for_no_actors(30.0) == [], "the killed driver's actors outlived it"
 
-    models = list(config.embedding.models)
-    mixed = run_autopatch(layout, models, Runtime(), embedding=config.embedding, engine_factory=factory)
+    progress = KillOnFirstBlock()
+    runtime = Runtime(progress=progress)
+    mixed = run_autopatch(layout, models, runtime, embedding=config.embedding, engine_factory=factory)
     assert {m.alias: m.embedded for m in mixed.models} == {"minilm": 60 - killed, "loc": 60}
+    assert progress.killed and progress.advanced == 60 - killed + 60
     for alias in ("minilm", "loc"):
         assert assert_like_reference(layout, alias, reference) == 60
         assert store.pending_parts(layout, alias) == []
+    manifest, theirs = store.read_manifest(layout, "minilm"), store.read_manifest(reference, "minilm")
+    assert manifest is not None and theirs is not None and manifest.identity() == theirs.identity()
+    assert coverage_by_year(layout, models[0], manifest) == coverage_by_year(reference, models[0], theirs)
+
     again = run_autopatch(layout, models, Runtime(), embedding=config.embedding, engine_factory=factory)
     assert again.embedded == 0 and all(m.load_seconds == 0 for m in again.models)  # no executor opened
 
