@@ -139,6 +139,7 @@ def test_auto_with_no_ray_running_is_one_line_and_leaves_the_store_untouched(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # set-up included: 300 s with both cores busy elsewhere, three Ray pipelines
 def test_ray_runs_cancelled_killed_then_finished_with_an_actor_killed_equal_a_local_run(
     local_ray: str, tmp_path: Path, reference: Layout, factory: EngineFactory
 ) -> None:
@@ -313,7 +314,7 @@ def run_cli_until_killed(config: Path, stderr: Path) -> int:
     env["PAPERSYS_CRASH_AT"] = "embed.part_written:1"
     with stderr.open("wb") as err:
         args = [sys.executable, "-m", "papersys", "--config", str(config), "embed", "autopatch"]
-        return subprocess.run(args, cwd=REPO, env=env, stderr=err, stdout=subprocess.DEVNULL, timeout=240).returncode
+        return subprocess.run(args, cwd=REPO, env=env, stderr=err, stdout=subprocess.DEVNULL, timeout=480).returncode
 
 
 def wait_for_no_actors(seconds: float) -> list[int]:
