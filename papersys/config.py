@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -164,7 +164,9 @@ class ModelConfig(_Frozen):
     retries: Annotated[int, Field(ge=0)] = 5  # on 408/429/5xx, timeouts and connection errors
     backoff_s: NonNegFloat = 1.0  # the first retry's wait, doubled for each further one
     max_retry_after_s: NonNegFloat = 120.0  # a longer Retry-After or backoff is cut to this
-    # [embedding] executor = "ray": the actor pool that embeds this model's backlog (devdoc/scale.md)
+    # who embeds this model: "" = [embedding] executor; "local" or "ray" overrides it for this model
+    executor: Literal["", "local", "ray"] = ""
+    # executor "ray": the actor pool that embeds this model's backlog (devdoc/scale.md)
     ray_actors: Annotated[int, Field(ge=1)] = 1
     ray_cpus_per_actor: Annotated[float, Field(gt=0)] = 1.0
     ray_gpus_per_actor: NonNegFloat = 0.0
@@ -233,6 +235,13 @@ class EmbeddingConfig(_Frozen):
                 "must be '' (a local Ray), 'auto', or an address such as 'ray://head:10001' or 'head:6379'"
             )
         return value
+
+    def executor_of(self, model: ModelConfig) -> Literal["local", "ray"]:
+        """Who embeds ``model``: its own ``executor`` when set, else this section's."""
+        return model.executor or self.executor
+
+    def uses_ray(self, models: Sequence[ModelConfig]) -> bool:
+        return any(self.executor_of(model) == "ray" for model in models)
 
     @model_validator(mode="after")
     def _unique_aliases(self) -> EmbeddingConfig:

@@ -102,6 +102,7 @@ def test_validation_errors_are_one_line_per_problem(tmp_path: Path) -> None:
         ("[[embedding.models]]\ntemplate = '{title} {body}'\n", "unknown field(s) ['body']"),
         ("[metrics]\nport = 70000\n", "metrics.port"),
         ("[ingest]\nmetadata_prefix = 'oai_dc'\n", "ingest.metadata_prefix"),
+        ("[[embedding.models]]\nexecutor = 'dask'\n", "embedding.models.0.executor"),
     ],
 )
 def test_bad_files_name_the_problem(tmp_path: Path, text: str, fragment: str) -> None:
@@ -110,6 +111,20 @@ def test_bad_files_name_the_problem(tmp_path: Path, text: str, fragment: str) ->
     with pytest.raises(ConfigError, match=None) as info:
         load_config(file)
     assert fragment in str(info.value)
+
+
+def test_a_models_executor_overrides_the_sections(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text(
+        '[embedding]\nexecutor = "local"\n[[embedding.models]]\nalias = "a"\n'
+        '[[embedding.models]]\nalias = "b"\nexecutor = "ray"\n'
+    )
+    embedding = load_config(file).embedding
+    a, b = embedding.models
+    assert (a.executor, embedding.executor_of(a), embedding.executor_of(b)) == ("", "local", "ray")
+    assert embedding.uses_ray([b]) and not embedding.uses_ray([a])
+    on_ray = embedding.model_copy(update={"executor": "ray"})
+    assert on_ray.executor_of(a) == "ray" and on_ray.executor_of(a.model_copy(update={"executor": "local"})) == "local"
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

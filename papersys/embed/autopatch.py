@@ -19,6 +19,7 @@ from papersys.config import EmbeddingConfig, ModelConfig
 from papersys.embed.coverage import YearPlan, coverage_by_year, model_store, plan_year, record_coverage, signature
 from papersys.embed.engines import Engine, Vectors, check_vectors, open_engine
 from papersys.embed.executors import EngineFactory, ExecContext, Executor, open_executor
+from papersys.embed.executors.raydata import RayRun, preflight
 from papersys.embed.gaps import Coverage
 from papersys.embed.manifest import ManifestAction, prepare_manifest
 from papersys.embed.writer import OrderedWriter
@@ -166,14 +167,18 @@ def run_autopatch(
     embedding = embedding or EmbeddingConfig()
     if models:
         verify_metadata_store(layout, deletions=False)  # before a manifest is written or a model loaded
-        if embedding.executor == "ray" and not dry_run:
-            from papersys.embed.executors.raydata import preflight
-
+        if embedding.uses_ray(models) and not dry_run:
             preflight(embedding)  # Ray importable, its address answering: else an error, the store untouched
-    patches = [
-        _Patcher(layout, model, runtime, engine_factory, embedding).run(limit=limit, dry_run=dry_run, reembed=reembed)
-        for model in models
-    ]
+    ray = RayRun(embedding)  # one Ray for the run's Ray models, started at the first chunk that needs it
+    try:
+        patches = [
+            _Patcher(layout, model, runtime, engine_factory, embedding, ray=ray).run(
+                limit=limit, dry_run=dry_run, reembed=reembed
+            )
+            for model in models
+        ]
+    finally:
+        ray.close()
     return AutopatchReport(tuple(patches), dry_run)
 
 
@@ -251,10 +256,17 @@ class _Patcher:
     store: EmbeddingStore  # set by run() once the manifest is settled (its valid_since decides staleness)
 
     def __init__(
-        self, layout: Layout, model: ModelConfig, runtime: Runtime, factory: EngineFactory, embedding: EmbeddingConfig
+        self,
+        layout: Layout,
+        model: ModelConfig,
+        runtime: Runtime,
+        factory: EngineFactory,
+        embedding: EmbeddingConfig,
+        *,
+        ray: RayRun | None = None,
     ) -> None:
         self.layout, self.model, self.runtime, self.factory = layout, model, runtime, factory
-        self.embedding = embedding
+        self.embedding, self.ray = embedding, ray  # ray: the run's, shared by its Ray models
         self.executor: Executor | None = None
         self.writer = OrderedWriter(model.alias)
         self.loading: Future[Engine] | None = None  # the local engine, loading in the background
@@ -273,7 +285,8 @@ class _Patcher:
         if not dry_run:
             crash_point("embed.manifest_ready")  # the manifest is written, nothing else yet
             store.sweep()
-        loads = not dry_run and limit != 0 and self.embedding.executor == "local"  # Ray actors load their own
+        # the local engine loads in the background while years are planned; Ray actors load their own
+        loads = not dry_run and limit != 0 and self.embedding.executor_of(model) == "local"
         counts = coverage_by_year(
             layout,
             model,
@@ -367,7 +380,7 @@ class _Patcher:
         chunk = chunk.sort(pl.col("text").str.len_chars(), descending=True, maintain_order=True)
         if self.executor is None:
             ctx = ExecContext(self.model, self.runtime, self.task, self._checked, self.store.worker_log)
-            self.executor = open_executor(self.embedding, ctx, self._loaded_engine, self.budget)
+            self.executor = open_executor(self.embedding, ctx, self._loaded_engine, self.budget, ray=self.ray)
         self.executor.embed(chunk, self._write_later)
 
     def _start_engine(self) -> None:

@@ -7,13 +7,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
 from papersys.config import EmbeddingConfig, ModelConfig
 from papersys.embed.engines import Engine, Vectors
 from papersys.runtime import ProgressTask, Runtime
+
+if TYPE_CHECKING:
+    from papersys.embed.executors.raydata import RayRun
 
 EngineFactory = Callable[[ModelConfig, Path], Engine]
 WriteFn = Callable[[pl.DataFrame, Vectors], None]  # rows of a chunk (its columns, in order) and their vectors
@@ -49,13 +52,16 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def open_executor(embedding: EmbeddingConfig, ctx: ExecContext, factory: EngineFactory, budget: int) -> Executor:
-    """The executor ``[embedding] executor`` names; ``factory`` opens the local executor's engine; ``budget``
-    bounds the papers this run will hand it."""
-    if embedding.executor == "ray":
+def open_executor(
+    embedding: EmbeddingConfig, ctx: ExecContext, factory: EngineFactory, budget: int, *, ray: RayRun | None = None
+) -> Executor:
+    """The executor of ``ctx.model`` (its ``executor``, else ``[embedding] executor``); ``factory`` opens the
+    local executor's engine; ``budget`` bounds the papers this run will hand it; ``ray``, the run's Ray (shared by
+    its Ray models; without it the Ray executor starts and stops its own)."""
+    if embedding.executor_of(ctx.model) == "ray":
         from papersys.embed.executors.raydata import RayExecutor
 
-        return RayExecutor(embedding, ctx, budget)
+        return RayExecutor(embedding, ctx, budget, ray=ray)
     from papersys.embed.executors.local import LocalExecutor
 
     return LocalExecutor(ctx, factory)

@@ -87,6 +87,25 @@ def connect(embedding: EmbeddingConfig) -> bool:
     return True
 
 
+class RayRun:
+    """The Ray of one autopatch run, shared by its Ray models: joined, or started (a private local Ray), at the
+    first chunk of the first Ray model, so a run with nothing to embed never starts it; a Ray that this run
+    started is shut down by ``close``, after the last model. A Ray already initialised is joined, left running."""
+
+    def __init__(self, embedding: EmbeddingConfig) -> None:
+        self.embedding = embedding
+        self.started = False
+
+    def join(self) -> None:
+        if connect(self.embedding):
+            self.started = True
+
+    def close(self) -> None:
+        if self.started:
+            import_ray().shutdown()
+            self.started = False
+
+
 class _EmbedActor:
     """One engine per actor, built once; embeds a batch of ``text`` keeping its ``chunk`` and ``row``."""
 
@@ -154,8 +173,9 @@ class _Chunk:
 class RayExecutor:
     """Chunks in, vectors out, in order; opened (Ray joined, pipeline built) at the first chunk."""
 
-    def __init__(self, embedding: EmbeddingConfig, ctx: ExecContext, budget: int) -> None:
+    def __init__(self, embedding: EmbeddingConfig, ctx: ExecContext, budget: int, *, ray: RayRun | None = None) -> None:
         self.embedding, self.ctx, self.budget = embedding, ctx, budget  # budget: the most papers it will get
+        self.ray = ray  # the run's Ray; None: this executor starts (and stops) its own when none is running
         self.inflight: deque[_Chunk] = deque()
         self.base = 0  # number of the chunk at inflight[0]
         self.queue: Any = None
@@ -172,7 +192,10 @@ class RayExecutor:
     def _start(self) -> Iterator[dict[str, Any]]:
         ray, model = import_ray(), self.ctx.model
         self.began = self.ctx.runtime.monotonic()
-        self.owns_ray = connect(self.embedding)
+        if self.ray is not None:
+            self.ray.join()
+        else:
+            self.owns_ray = connect(self.embedding)
         from ray.util.queue import Queue
 
         data = ray.data.DataContext.get_current()
