@@ -1,4 +1,4 @@
-"""scale: local vs Ray executor papers/s (MiniLM); the constant-engine pipeline ceiling at 100 k; driver RSS at 1 M.
+"""scale: local vs Ray executor papers/s (MiniLM, static); the constant-engine pipeline ceiling at 100 k; RSS at 1 M.
 
 Each part runs in a fresh child process (``--part NAME``) so its peak RSS is its own. Parts:
   ray      the real MiniLM (the bundled copy) over --n real papers (the 2,905 real titles and abstracts of
@@ -7,6 +7,9 @@ Each part runs in a fresh child process (``--part NAME``) so its peak RSS is its
            for --repeats rounds, a fresh store each run. Per run: total seconds, load seconds, papers/s
            three ways (``ModelPatch.rate``; steady, from the vectors' arrival times; whole run including
            Ray's start), and the ray/local ratios of the medians. Goal: Ray's overhead <= 10 %.
+  fast     the same comparison at thousands of papers/s: a small static model (model2vec, 32 dims) distilled
+           from MiniLM, over --fast-n (50,000) synthetic papers, chunks of --fast-chunk-size: the executors'
+           own costs (Ray's queue, read tasks, blocks, transfers) decide, as they would at GPU speed.
   ceiling  autopatch with a constant-time engine (embed.py's pipeline part) on a 100 k backlog (1 year of
            --year-size papers): the pipeline's own papers/s. Goal: >= 20,000 papers/s.
   rss      the same on a 1 M backlog (10 years): papers/s and the driver's peak RSS, vs ceiling's (flat).
@@ -25,12 +28,15 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from benchmarks.embed import part_pipeline, synthetic_year
 from papersys.runtime import NullObserver
+
+if TYPE_CHECKING:
+    from papersys.config import ModelConfig
 
 REAL = Path("/work/shared/fixtures/arxiv-real-thirdparty/legacy/PaperDigestAction__predictions.parquet")
 CEILING_GOAL = 20_000  # papers/s of the pipeline alone (issue 16)
@@ -98,21 +104,14 @@ def _probe_threads(ray: Any, cpus: float) -> dict[str, Any]:
 class RayRound:
     """One run per executor on a fresh copy of the store; keeps every figure."""
 
-    def __init__(self, args: argparse.Namespace, root: Path, n: int) -> None:
-        from papersys.config import EmbeddingConfig, ModelConfig
+    def __init__(self, args: argparse.Namespace, root: Path, n: int, model: ModelConfig) -> None:
+        from papersys.config import EmbeddingConfig
 
-        self.args, self.root, self.n = args, root, n
-        model = ModelConfig(
-            batch_size=args.batch_size,
-            chunk_size=args.chunk_size,
-            max_length=args.max_length,
-            ray_actors=args.actors,
-            ray_cpus_per_actor=args.cpus_per_actor,
-        )
-        self.model = model
+        self.args, self.root, self.n, self.model = args, root, n, model
         self.configs = {name: EmbeddingConfig(executor=name, models=(model,)) for name in ("local", "ray")}
         self.runs: dict[str, list[dict[str, Any]]] = {"local": [], "ray": []}
         self.threads: dict[str, Any] = {}
+        self.probe = model.backend == "sentence_transformer"  # torch threads: only where torch embeds
 
     def run(self, executor: str) -> None:
         from papersys.embed.autopatch import run_autopatch
@@ -131,9 +130,9 @@ class RayRound:
         total = time.perf_counter() - began
         patch = report.models[0]
         assert patch.embedded == self.n, (executor, patch.embedded, self.n)
-        if executor == "ray" and "ray" not in self.threads:
+        if self.probe and executor == "ray" and "ray" not in self.threads:
             self.threads["ray"] = _probe_threads(ray, self.args.cpus_per_actor)
-        if executor == "local" and "local" not in self.threads:
+        if self.probe and executor == "local" and "local" not in self.threads:
             import torch
 
             self.threads["local"] = {"torch_threads": torch.get_num_threads()}
@@ -161,6 +160,11 @@ class RayRound:
         ray.init(num_cpus=self.args.ray_cpus, object_store_memory=store, include_dashboard=False, log_to_driver=False)
         return ray
 
+    def alternate(self) -> None:
+        for rep in range(self.args.repeats):  # alternate which goes first: the machine is shared and drifts
+            for executor in ("ray", "local") if rep % 2 else ("local", "ray"):
+                self.run(executor)
+
     def medians(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key in ("rate", "steady", "whole", "load_seconds", "seconds"):
@@ -173,6 +177,7 @@ class RayRound:
 
 
 def part_ray(args: argparse.Namespace) -> dict[str, Any]:
+    from papersys.config import ModelConfig
     from papersys.embed.executors.raydata import block_rows
     from papersys.store.layout import Layout
     from papersys.store.metadata import upsert
@@ -180,10 +185,15 @@ def part_ray(args: argparse.Namespace) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     papers, texts = real_papers(args.n, Path(args.papers))
     upsert(Layout(root / "saved"), papers)
-    bench = RayRound(args, root, papers.height)
-    for rep in range(args.repeats):  # alternate which goes first: the machine is shared and drifts
-        for executor in ("ray", "local") if rep % 2 else ("local", "ray"):
-            bench.run(executor)
+    model = ModelConfig(
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        max_length=args.max_length,
+        ray_actors=args.actors,
+        ray_cpus_per_actor=args.cpus_per_actor,
+    )
+    bench = RayRound(args, root, papers.height, model)
+    bench.alternate()
     shutil.rmtree(root, ignore_errors=True)
     return {
         "n": papers.height,
@@ -205,12 +215,55 @@ def part_ray(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def part_fast(args: argparse.Namespace) -> dict[str, Any]:
+    """Local vs Ray at thousands of papers/s: a small static model (model2vec) distilled from the bundled
+    MiniLM, so the executor's own costs (queue, read tasks, blocks, transfers) decide, as at GPU speed."""
+    import tomllib
+
+    from papersys import service
+    from papersys.config import ModelConfig, config_from_mapping
+    from papersys.embed.distill import DistillOptions
+    from papersys.embed.executors.raydata import block_rows
+    from papersys.store.atomic import write_parquet
+    from papersys.store.layout import Layout
+
+    root = Path(tempfile.mkdtemp(prefix="bench-scale-fast-"))
+    write_parquet(synthetic_year(2024, args.fast_n, seed=2024), Layout(root / "saved").metadata_file(2024))
+    config = config_from_mapping({"data_dir": str(root / "model")}, base_dir=root)
+    shutil.copytree(root / "saved", root / "model")
+    options = DistillOptions(dims=32, vocabulary_from_store=1000, subwords=False)  # as tests/embed/test_static
+    began = time.perf_counter()
+    report = service.distill_model(config, source="minilm", target="fast", options=options)
+    distill_s = time.perf_counter() - began
+    (block,) = tomllib.loads(report.config_block)["embedding"]["models"]
+    block.update(ray_actors=args.actors, ray_cpus_per_actor=args.cpus_per_actor, chunk_size=args.fast_chunk_size)
+    model = ModelConfig(**block)
+    bench = RayRound(args, root, args.fast_n, model)
+    bench.alternate()
+    shutil.rmtree(root, ignore_errors=True)
+    return {
+        "n": args.fast_n,
+        "texts": "synthetic",
+        "model": f"model2vec, {model.dim} dims, distilled in {distill_s:.0f}s",
+        "repeats": args.repeats,
+        "actors": args.actors,
+        "cpus_per_actor": args.cpus_per_actor,
+        "ray_cpus": args.ray_cpus,
+        "batch_size": model.batch_size,
+        "chunk_size": model.chunk_size,
+        "block_rows": block_rows(model),
+        "local": bench.runs["local"],
+        "ray": bench.runs["ray"],
+        "median": bench.medians(),
+    }
+
+
 def part_backlog(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = part_pipeline(args)
     return result
 
 
-PARTS = {"ray": part_ray, "ceiling": part_backlog, "rss": part_backlog}
+PARTS = {"ray": part_ray, "fast": part_fast, "ceiling": part_backlog, "rss": part_backlog}
 YEARS = {"ceiling": 1, "rss": 10}
 
 
@@ -228,6 +281,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--chunk-size", type=int, default=512, help="ray: small enough that 2,000 papers make many blocks"
     )
+    parser.add_argument("--fast-n", type=int, default=50_000, help="fast: papers (synthetic)")
+    parser.add_argument("--fast-chunk-size", type=int, default=2048, help="fast: chunk_size")
     parser.add_argument("--pipeline-batch-size", type=int, default=32, help="ceiling, rss: batch_size")
     parser.add_argument("--pipeline-chunk-size", type=int, default=2048, help="ceiling, rss: chunk_size")
     parser.add_argument("--year-size", type=int, default=100_000, help="ceiling, rss: papers per year")
@@ -237,9 +292,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _child(args: argparse.Namespace, part: str) -> dict[str, Any]:
     script = Path(__file__).resolve().parents[1] / "bench.py"
     argv = [sys.executable, str(script), "scale", "--part", part, "--year-size", str(args.year_size)]
-    if part == "ray":
+    if part in ("ray", "fast"):
         names = ("n", "papers", "repeats", "actors", "cpus_per_actor", "ray_cpus", "batch_size", "chunk_size")
-        for name in (*names, "max_length"):
+        for name in (*names, "max_length", "fast_n", "fast_chunk_size"):
             argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     else:  # embed.py's pipeline part reads batch_size and chunk_size
         argv += ["--years", str(YEARS[part])]
@@ -250,24 +305,32 @@ def _child(args: argparse.Namespace, part: str) -> dict[str, Any]:
     return result
 
 
+def _executor_lines(name: str, r: dict[str, Any]) -> list[str]:
+    m, threads = r["median"], r.get("threads", {})
+    what = r.get("model") or (
+        f"MiniLM, torch threads local {threads.get('local', {}).get('torch_threads')}, "
+        f"per actor {threads.get('ray', {}).get('torch_threads')}"
+    )
+    lines = [
+        f"{name}: {r['n']:,} {r['texts'].split()[0]} papers, {what}; {r['actors']} actors x "
+        f"{r['cpus_per_actor']:g} CPU, blocks of {r['block_rows']}; medians of {r['repeats']}"
+    ]
+    for key, label in (("rate", "ModelPatch.rate"), ("steady", "steady"), ("whole", "whole run")):
+        lines.append(
+            f"  {label}: local {m[key]['local']:,.1f}, ray {m[key]['ray']:,.1f} papers/s, "
+            f"ray/local {m[key].get('ray_over_local', 0):.3f}"
+        )
+    lines.append(f"  load: local {m['load_seconds']['local']:.1f}s, ray {m['load_seconds']['ray']:.1f}s")
+    ok = m["steady"].get("ray_over_local", 0) >= OVERHEAD_GOAL
+    lines.append(f"  goal ray/local steady >= {OVERHEAD_GOAL}: {'met' if ok else 'NOT met'}")
+    return lines
+
+
 def summary(result: dict[str, Any]) -> list[str]:
     lines = []
-    if "ray" in result:
-        r, m = result["ray"], result["ray"]["median"]
-        threads = r["threads"]
-        lines.append(
-            f"ray: {r['n']} {r['texts'].split()[0]} papers, {r['actors']} actors x {r['cpus_per_actor']:g} CPU "
-            f"(torch threads {threads.get('ray', {}).get('torch_threads')}) vs local "
-            f"(torch threads {threads.get('local', {}).get('torch_threads')}), medians of {r['repeats']}"
-        )
-        for key, what in (("rate", "ModelPatch.rate"), ("steady", "steady"), ("whole", "whole run")):
-            lines.append(
-                f"  {what}: local {m[key]['local']:,.1f}, ray {m[key]['ray']:,.1f} papers/s, "
-                f"ray/local {m[key].get('ray_over_local', 0):.3f}"
-            )
-        lines.append(f"  load: local {m['load_seconds']['local']:.1f}s, ray {m['load_seconds']['ray']:.1f}s")
-        ok = m["steady"].get("ray_over_local", 0) >= OVERHEAD_GOAL
-        lines.append(f"  goal ray/local steady >= {OVERHEAD_GOAL}: {'met' if ok else 'NOT met'}")
+    for name in ("ray", "fast"):
+        if name in result:
+            lines += _executor_lines(name, result[name])
     for part in ("ceiling", "rss"):
         if part in result:
             p = result[part]
@@ -288,7 +351,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.part:
         return PARTS[args.part](args)
     result: dict[str, Any] = {}
-    for part in ("ray", "ceiling", "rss"):
+    for part in ("ray", "fast", "ceiling", "rss"):
         if part not in args.skip:
             result[part] = _child(args, part)
     result["summary"] = summary(result)
