@@ -38,7 +38,8 @@ from papersys.runtime import NullObserver
 if TYPE_CHECKING:
     from papersys.config import ModelConfig
 
-REAL = Path("/work/shared/fixtures/arxiv-real-thirdparty/legacy/PaperDigestAction__predictions.parquet")
+ROOT = Path(__file__).resolve().parents[2]  # the repository; the shared fixtures lie beside it
+REAL = ROOT.parent / "shared/fixtures/arxiv-real-thirdparty/legacy/PaperDigestAction__predictions.parquet"
 CEILING_GOAL = 20_000  # papers/s of the pipeline alone (issue 16)
 OVERHEAD_GOAL = 0.9  # Ray's steady rate over the local one
 
