@@ -139,7 +139,7 @@ class RayRound:
             self.threads["local"] = {"torch_threads": torch.get_num_threads()}
         if ray is not None:
             ray.shutdown()
-        skip = self.args.actors if executor == "ray" else 1
+        steady = arrivals.steady(self.args.actors if executor == "ray" else 1)
         self.runs[executor].append(
             {
                 "seconds": round(total, 2),
@@ -147,7 +147,7 @@ class RayRound:
                 "autopatch_seconds": round(patch.seconds, 2),
                 "load_seconds": round(patch.load_seconds, 2),
                 "rate": round(patch.rate or 0.0, 2),
-                "steady": round(arrivals.steady(skip) or 0.0, 2),
+                "steady": None if steady is None else round(steady, 2),
                 "whole": round(self.n / total, 2),
                 "arrivals": len(arrivals.times),
             }
@@ -167,13 +167,14 @@ class RayRound:
                 self.run(executor)
 
     def medians(self) -> dict[str, Any]:
+        """Medians per executor; ``steady`` is None where a run had too few arrivals (a backlog of few blocks)."""
         out: dict[str, Any] = {}
         for key in ("rate", "steady", "whole", "load_seconds", "seconds"):
-            local = statistics.median(r[key] for r in self.runs["local"])
-            ray = statistics.median(r[key] for r in self.runs["ray"])
-            out[key] = {"local": round(local, 2), "ray": round(ray, 2)}
-            if key in ("rate", "steady", "whole") and local:
-                out[key]["ray_over_local"] = round(ray / local, 3)
+            got = {side: [r[key] for r in self.runs[side] if r[key] is not None] for side in ("local", "ray")}
+            med = {side: round(statistics.median(v), 2) if v else None for side, v in got.items()}
+            out[key] = dict(med)
+            if key in ("rate", "steady", "whole") and med["local"] and med["ray"] is not None:
+                out[key]["ray_over_local"] = round(med["ray"] / med["local"], 3)
         return out
 
 
@@ -317,14 +318,20 @@ def _executor_lines(name: str, r: dict[str, Any]) -> list[str]:
         f"{r['cpus_per_actor']:g} CPU, blocks of {r['block_rows']}; medians of {r['repeats']}"
     ]
     for key, label in (("rate", "ModelPatch.rate"), ("steady", "steady"), ("whole", "whole run")):
+        local, ray, ratio = m[key]["local"], m[key]["ray"], m[key].get("ray_over_local")
         lines.append(
-            f"  {label}: local {m[key]['local']:,.1f}, ray {m[key]['ray']:,.1f} papers/s, "
-            f"ray/local {m[key].get('ray_over_local', 0):.3f}"
+            f"  {label}: local {_num(local)}, ray {_num(ray)} papers/s, "
+            f"ray/local {'-' if ratio is None else f'{ratio:.3f}'}"
         )
     lines.append(f"  load: local {m['load_seconds']['local']:.1f}s, ray {m['load_seconds']['ray']:.1f}s")
-    ok = m["steady"].get("ray_over_local", 0) >= OVERHEAD_GOAL
-    lines.append(f"  goal ray/local steady >= {OVERHEAD_GOAL}: {'met' if ok else 'NOT met'}")
+    ratio = m["steady"].get("ray_over_local")
+    verdict = "too few blocks to tell" if ratio is None else ("met" if ratio >= OVERHEAD_GOAL else "NOT met")
+    lines.append(f"  goal ray/local steady >= {OVERHEAD_GOAL}: {verdict}")
     return lines
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
 
 
 def summary(result: dict[str, Any]) -> list[str]:
