@@ -351,7 +351,8 @@ def summary(result: dict[str, Any]) -> list[str]:
         lines.append(f"  goal ceiling >= {CEILING_GOAL:,} papers/s: {'met' if ok else 'NOT met'}")
     if "ceiling" in result and "rss" in result:
         grow = result["rss"]["peak_rss_mb"] / max(1, result["ceiling"]["peak_rss_mb"])
-        lines.append(f"  peak RSS 1 M / 100 k: {grow:.2f}x (flat: ~1)")
+        back = f"{result['rss']['backlog']:,} / {result['ceiling']['backlog']:,}"
+        lines.append(f"  driver peak RSS {back} papers: {grow:.2f}x (flat: ~1)")
     return lines
 
 
