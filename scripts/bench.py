@@ -36,6 +36,8 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
+    for line in result.get("summary", []) if isinstance(result.get("summary"), list) else []:
+        print(line, file=sys.stderr)  # a bench's summary lines, after its JSON
 
 
 if __name__ == "__main__":
