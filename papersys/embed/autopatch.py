@@ -40,6 +40,10 @@ COMPACT_MIN_ROWS = 524_288
 # year file or number more than MAX_PARTS: a daily backlog of a few papers per year would otherwise rewrite
 # every touched year file, vectors and all, every day.
 MAX_PARTS = 16
+# The next year with gaps is planned in the background once fewer than this many of the queued gaps are left
+# beyond the chunk being cut: reading, rendering and hashing a year (≈ 5 µs a paper) then overlaps the
+# engine's last chunks of the year before, instead of stalling a GPU between years.
+PREFETCH_ROWS = 32_768
 
 
 def default_engine_factory(model: ModelConfig, log_path: Path) -> Engine:
@@ -276,6 +280,9 @@ class _Patcher:
         self.open: dict[int, _OpenYear] = {}  # years with queued gaps, in queue order
         self.done: dict[int, YearPatch] = {}
         self.plans: dict[int, YearPlan] = {}  # made while counting, not to be made twice
+        self.with_gaps: list[int] = []  # years with gaps, newest first (set by run())
+        self.planner: ThreadPoolExecutor | None = None  # plans the next year while this one is embedded
+        self.prefetched: dict[int, Future[YearPlan]] = {}
 
     def run(self, *, limit: int | None, dry_run: bool, reembed: bool) -> ModelPatch:
         model, layout, runtime = self.model, self.layout, self.runtime
@@ -302,6 +309,7 @@ class _Patcher:
         runtime.observer.backlog(model.alias, backlog.gaps)
         self.task = runtime.progress.task(f"embed {model.alias}", total=budget, unit="papers")
         self.budget = budget
+        self.with_gaps = [year for year, cov in counts.items() if cov.gaps]
         try:
             for year, cov in counts.items():  # newest first
                 budget -= self._visit(year, cov, budget, dry_run=dry_run)
@@ -332,14 +340,34 @@ class _Patcher:
         if (cov.gaps == 0 or budget == 0) and not prunable and not has_parts:
             self.done[year] = YearPatch(year, cov)
             return 0
-        plan = self.plans.pop(year, None) or plan_year(self.store, self.model, year)
+        plan = self._plan(year)
         gaps = plan.gaps.sort("id", descending=True).head(budget)  # newest papers of the year first
         self.open[year] = _OpenYear.of(plan, gaps.height, has_parts=has_parts)
         self.backlog.put(gaps.with_columns(pl.lit(year, dtype=pl.Int32).alias("year")))
+        more = budget > gaps.height  # papers left to embed after this year's
         while self.backlog.rows >= self.model.chunk_size:
+            if more and self.backlog.rows < self.model.chunk_size + PREFETCH_ROWS:
+                self._prefetch(after=year)
             self._embed_chunk(self.backlog.take(self.model.chunk_size))
         self.writer.submit(self._close_finished)
         return gaps.height
+
+    def _plan(self, year: int) -> YearPlan:
+        """The year's plan: made in the background (``_prefetch``), or by the count, or now."""
+        future = self.prefetched.pop(year, None)
+        if future is not None:
+            return future.result()
+        return self.plans.pop(year, None) or plan_year(self.store, self.model, year)
+
+    def _prefetch(self, *, after: int) -> None:
+        """Start planning the next year with gaps (older than ``after``) in the background, unless it is
+        planned or being planned already."""
+        upcoming = next((y for y in self.with_gaps if y < after), None)
+        if upcoming is None or upcoming in self.prefetched or upcoming in self.plans:
+            return
+        if self.planner is None:
+            self.planner = ThreadPoolExecutor(1, thread_name_prefix=f"plan-{self.model.alias}")
+        self.prefetched[upcoming] = self.planner.submit(plan_year, self.store, self.model, upcoming)
 
     def _close_finished(self) -> None:
         """Compact and record every open year whose gaps are all written (in the writer thread, while the run's
@@ -400,7 +428,16 @@ class _Patcher:
         try:
             self.writer.close()  # every chunk handed over is written (a cancel's too), or its error raised
         finally:
+            self._close_planner()
             self._close_engine()
+
+    def _close_planner(self) -> None:
+        """Stop planning ahead: a plan not started is cancelled, one running is waited for (it may be writing
+        the year's text-hash cache), its result or error dropped (the run ended before it was needed)."""
+        if self.planner is not None:
+            self.planner.shutdown(wait=True, cancel_futures=True)
+            self.planner = None
+        self.prefetched.clear()
 
     def _close_engine(self) -> None:
         if self.executor is not None:

@@ -13,6 +13,9 @@ Each part runs in a fresh child process (``--part NAME``) so its peak RSS is its
   ceiling  autopatch with a constant-time engine (embed.py's pipeline part) on a 100 k backlog (1 year of
            --year-size papers): the pipeline's own papers/s. Goal: >= 20,000 papers/s.
   rss      the same on a 1 M backlog (10 years): papers/s and the driver's peak RSS, vs ceiling's (flat).
+  paced    a GPU stand-in: an engine that waits len(texts) / rate per batch with the GIL released (as a GPU's
+           caller waits), at --paced-rates papers/s, on --paced-years backlogs, gpu_check's batch and chunk
+           sizes; engine-busy seconds / wall seconds is the ratio a GPU of that speed would get (goal >= 0.9).
 """
 
 from __future__ import annotations
@@ -265,7 +268,52 @@ def part_backlog(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-PARTS = {"ray": part_ray, "fast": part_fast, "ceiling": part_backlog, "rss": part_backlog}
+def part_paced(args: argparse.Namespace) -> dict[str, Any]:
+    """autopatch with an engine that waits ``len(texts) / rate`` seconds per batch, the GIL released (as a
+    GPU's caller waits for its kernels), then returns vectors at no cost: the share of the run the engine is
+    busy (engine seconds / wall seconds) is what a GPU engine of that speed would get from the pipeline."""
+    from benchmarks.embed import _ConstantEngine, _write_years
+    from papersys.config import ModelConfig
+    from papersys.embed.autopatch import run_autopatch
+    from papersys.runtime import Runtime
+    from papersys.store.layout import Layout
+
+    class Paced(_ConstantEngine):
+        def __init__(self, dim: int, rate: float) -> None:
+            super().__init__(dim)
+            self.rate, self.busy = rate, 0.0
+
+        def embed(self, texts: list[str]) -> Any:
+            wait = len(texts) / self.rate
+            time.sleep(wait)
+            self.busy += wait
+            return super().embed(texts)
+
+    runs = []
+    for years in (int(y) for y in args.paced_years.split(",")):
+        for rate in (float(r) for r in args.paced_rates.split(",")):
+            root = Path(tempfile.mkdtemp(prefix="bench-paced-"))
+            _write_years(root, {2024 - i: args.year_size for i in range(years)})
+            model = ModelConfig(batch_size=args.paced_batch_size, chunk_size=args.paced_chunk_size)
+            engine = Paced(model.dim, rate)
+            began = time.perf_counter()
+            report = run_autopatch(Layout(root), [model], Runtime(), engine_factory=lambda m, p, e=engine: e)
+            wall = time.perf_counter() - began
+            shutil.rmtree(root, ignore_errors=True)
+            runs.append(
+                {
+                    "years": years,
+                    "backlog": report.embedded,
+                    "engine_papers_per_s": rate,
+                    "engine_seconds": round(engine.busy, 2),
+                    "seconds": round(wall, 2),
+                    "ratio": round(engine.busy / wall, 3),
+                }
+            )
+    return {"batch_size": args.paced_batch_size, "chunk_size": args.paced_chunk_size, "runs": runs}
+
+
+PARTS = {"ray": part_ray, "fast": part_fast, "ceiling": part_backlog, "rss": part_backlog, "paced": part_paced}
 YEARS = {"ceiling": 1, "rss": 10}
 
 
@@ -289,12 +337,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-chunk-size", type=int, default=2048, help="ceiling, rss: chunk_size")
     parser.add_argument("--year-size", type=int, default=100_000, help="ceiling, rss: papers per year")
     parser.add_argument("--years", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--paced-rates", default="5000,15000", help="paced: the engine's papers/s (GPU-like)")
+    parser.add_argument("--paced-years", default="1,4", help="paced: backlogs, in years of --year-size")
+    parser.add_argument("--paced-batch-size", type=int, default=256, help="paced: batch_size (gpu_check's)")
+    parser.add_argument("--paced-chunk-size", type=int, default=16_384, help="paced: chunk_size (gpu_check's)")
 
 
 def _child(args: argparse.Namespace, part: str) -> dict[str, Any]:
     script = Path(__file__).resolve().parents[1] / "bench.py"
     argv = [sys.executable, str(script), "scale", "--part", part, "--year-size", str(args.year_size)]
-    if part in ("ray", "fast"):
+    if part == "paced":
+        for name in ("paced_rates", "paced_years", "paced_batch_size", "paced_chunk_size"):
+            argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    elif part in ("ray", "fast"):
         names = ("n", "papers", "repeats", "actors", "cpus_per_actor", "ray_cpus", "batch_size", "chunk_size")
         for name in (*names, "max_length", "fast_n", "fast_chunk_size"):
             argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
@@ -346,6 +401,11 @@ def summary(result: dict[str, Any]) -> list[str]:
                 f"{part}: {p['backlog']:,} papers in {p['seconds']}s, {p['papers_per_s']:,} papers/s, "
                 f"driver peak RSS {p['peak_rss_mb']:,} MB"
             )
+    for r in result.get("paced", {}).get("runs", []):
+        lines.append(
+            f"paced: {r['backlog']:,} papers ({r['years']} years), engine at {r['engine_papers_per_s']:,.0f} papers/s: "
+            f"busy {r['engine_seconds']}s of {r['seconds']}s, engine/wall {r['ratio']:.3f} (GPU goal >= 0.9)"
+        )
     if "ceiling" in result:
         ok = result["ceiling"]["papers_per_s"] >= CEILING_GOAL
         lines.append(f"  goal ceiling >= {CEILING_GOAL:,} papers/s: {'met' if ok else 'NOT met'}")
@@ -360,7 +420,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.part:
         return PARTS[args.part](args)
     result: dict[str, Any] = {}
-    for part in ("ray", "fast", "ceiling", "rss"):
+    for part in ("ray", "fast", "ceiling", "rss", "paced"):
         if part not in args.skip:
             result[part] = _child(args, part)
     result["summary"] = summary(result)

@@ -320,3 +320,36 @@ def test_small_additions_to_a_year_stay_parts_until_they_pile_up(tmp_path: Path)
     assert parts == [] and year_file.stat().st_ino != first  # the seventeenth part compacted them all
     assert pl.read_parquet(year_file)["id"].to_list() == [f"2401.{n:05d}" for n in range(1, 42 + MAX_PARTS)]
     assert service.embed_backlog(config).models[0].total.gaps == 0
+
+
+def test_the_next_year_is_planned_in_the_background_and_the_store_is_the_same(
+    tmp_path: Path, counting: CountingEngine, minilm: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With chunks of 2, the next year's plan starts on the planner thread while this year's last chunks are
+    embedded; every year is planned exactly once and the store holds every paper once, with its real vector."""
+    from papersys.embed import autopatch
+
+    planned: list[tuple[int, str]] = []
+    real_plan = autopatch.plan_year
+
+    def recording(store: EmbeddingStore, model: ModelConfig, year: int) -> object:
+        planned.append((year, threading.current_thread().name))
+        return real_plan(store, model, year)
+
+    monkeypatch.setattr(autopatch, "plan_year", recording)
+    config = make_config(tmp_path, chunk_size=2, batch_size=2)
+    add_papers(Layout(config.data_dir))
+    report = service.embed_autopatch(config, engine_factory=factory(counting))
+    assert report.embedded == 6
+    assert sorted(year for year, _ in planned) == [1999, 2023, 2024]  # once each
+    threads = dict(planned)
+    assert not threads[2024].startswith("plan-")  # the first year: nothing to overlap
+    assert threads[2023].startswith("plan-minilm")  # planned while 2024's chunks were embedded
+    layout = Layout(config.data_dir)
+    for year in (1999, 2023, 2024):
+        rows = stored(config, year)
+        assert rows["id"].is_unique().all() and rows["valid"].all()
+        reference = minilm.embed([TEXTS[i] for i in rows["id"]])
+        np.testing.assert_allclose(rows["vector"].to_numpy(), reference, atol=1e-5)
+    assert sum(stored(config, y).height for y in (1999, 2023, 2024)) == 6
+    assert store.pending_parts(layout, "minilm") == []
