@@ -109,7 +109,7 @@ def write_texts(data: Path, template: str, out: Path) -> int:
 def write_config(path: Path, data: Path, model: Path, args: argparse.Namespace) -> None:
     path.write_text(
         f'data_dir = {json.dumps(str(data))}\n\n[[embedding.models]]\nalias = "minilm"\n'
-        f"name = {json.dumps(str(model))}\ndim = 384\ndevice = {json.dumps(args.device)}\n"
+        f"name = {json.dumps(str(model))}\ndim = {args.dim}\ndevice = {json.dumps(args.device)}\n"
         f"batch_size = {args.batch_size}\nmax_length = {args.max_length}\nchunk_size = {args.chunk_size}\n"
         f"model_dtype = {json.dumps(args.dtype)}\n"
     )
@@ -197,6 +197,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=16_384, help="autopatch's chunk_size")
     parser.add_argument("--dtype", default=None, help="model_dtype on both sides (default: float16 on cuda)")
     parser.add_argument("--model", help="a sentence-transformers model directory (default: MiniLM)")
+    parser.add_argument("--dim", type=int, default=384, help="the model's embedding dimension (MiniLM: 384)")
     parser.add_argument("--bundled", action="store_true", help="the bundled MiniLM even if .whl/minilm exists")
     parser.add_argument("--out", type=Path, help="also write the JSON result here")
     args = parser.parse_args()

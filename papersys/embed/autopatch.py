@@ -267,7 +267,7 @@ class _Patcher:
         factory: EngineFactory,
         embedding: EmbeddingConfig,
         *,
-        ray: RayRun | None = None,
+        ray: RayRun,
     ) -> None:
         self.layout, self.model, self.runtime, self.factory = layout, model, runtime, factory
         self.embedding, self.ray = embedding, ray  # ray: the run's, shared by its Ray models

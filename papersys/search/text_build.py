@@ -34,7 +34,7 @@ from papersys.search.papers import paper_record
 from papersys.search.report import TextIndexReport
 from papersys.store.atomic import file_stat, read_json, sweep_temp_files, write_json, write_parquet
 from papersys.store.layout import Layout
-from papersys.store.metadata import read_year
+from papersys.store.metadata import read_year, year_rows
 from papersys.store.storage import storage_guard
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ def _paper_count(layout: Layout, years: list[int]) -> int:
     total = 0
     for year in years:
         try:
-            total += int(pl.scan_parquet(layout.metadata_file(year)).select(pl.len()).collect().item())
+            total += year_rows(layout, year)
         except Exception as exc:  # only the progress total suffers; the read itself reports the damage
             log.debug("cannot count the papers of %s: %s", year, exc)
     return total

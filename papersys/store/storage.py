@@ -99,14 +99,20 @@ def diagnose(exc: BaseException, path: Path) -> int | None:
     return probe(path)
 
 
+def existing_ancestor(path: Path) -> Path:
+    """``path`` (absolute) if it exists, else its nearest existing ancestor."""
+    found = Path(os.path.abspath(path))
+    while not found.exists() and found != found.parent:
+        found = found.parent
+    return found
+
+
 def mount_point(path: Path) -> Path:
     """The mount point of the file system that holds ``path`` (or would hold it)."""
-    probe = Path(os.path.abspath(path))
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    while not os.path.ismount(probe) and probe != probe.parent:
-        probe = probe.parent
-    return probe
+    found = existing_ancestor(path)
+    while not os.path.ismount(found) and found != found.parent:
+        found = found.parent
+    return found
 
 
 def storage_error(path: Path | str, exc: BaseException, action: str = "write", number: int | None = None) -> StoreError:
@@ -179,10 +185,7 @@ def check_not_vanished(path: Path) -> None:
 
 def free_bytes(path: Path) -> int:
     """Bytes an unprivileged writer may still use on the file system holding ``path``."""
-    probe = Path(os.path.abspath(path))
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
+    return shutil.disk_usage(existing_ancestor(path)).free
 
 
 def ensure_free_space(path: Path, needed: int, *, margin_mb: float, what: str) -> None:

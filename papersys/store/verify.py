@@ -11,7 +11,7 @@ from papersys.errors import StorageError, StoreError
 from papersys.store.atomic import sweep_temp_files
 from papersys.store.layout import Layout
 from papersys.store.metadata import DELETION_SCHEMA, METADATA_SCHEMA, check_schema
-from papersys.store.storage import mount_point
+from papersys.store.storage import existing_ancestor, mount_point
 
 _POINT_AT_DIR = "point data_dir (or --data-dir) at a directory"
 _PERMISSIONS = "fix its permissions, or run papersys as the user that owns it"
@@ -24,9 +24,7 @@ def check_data_dir(root: Path, *, write: bool) -> None:
     directory it could be created in.
     """
     if not root.exists():
-        ancestor = root.parent
-        while not ancestor.exists() and ancestor != ancestor.parent:
-            ancestor = ancestor.parent
+        ancestor = existing_ancestor(root.parent)
         if not ancestor.is_dir():
             raise StoreError(root, f"data_dir cannot be created: {ancestor} is not a directory", _POINT_AT_DIR)
         if write and not os.access(ancestor, os.W_OK | os.X_OK):

@@ -109,7 +109,9 @@ def _backlog_store(root: Path, args: argparse.Namespace, dim: int) -> list[str]:
         for year, frame in frames.items():
             write_parquet(frame.head(old[year]), layout.metadata_file(year))
         engine = _ConstantEngine(dim)
-        model = ModelConfig(dim=dim, batch_size=1024, chunk_size=65_536)
+        model = ModelConfig(
+            dim=dim, batch_size=1024, chunk_size=65_536, max_length=args.max_length
+        )  # the measured identity
         run_autopatch(layout, [model], Runtime(), engine_factory=lambda m, p: engine)
     for year, frame in frames.items():
         write_parquet(frame, layout.metadata_file(year))
@@ -432,8 +434,6 @@ def _child(args: argparse.Namespace, part: str, extra: list[str]) -> dict[str, A
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.part:
-        if args.part == "pipeline":
-            return part_pipeline(args)
         return PARTS[args.part](args)
     result: dict[str, Any] = {}
     if "throughput" not in args.skip:

@@ -263,11 +263,6 @@ def part_fast(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def part_backlog(args: argparse.Namespace) -> dict[str, Any]:
-    result: dict[str, Any] = part_pipeline(args)
-    return result
-
-
 def part_paced(args: argparse.Namespace) -> dict[str, Any]:
     """autopatch with an engine that waits ``len(texts) / rate`` seconds per batch, the GIL released (as a
     GPU's caller waits for its kernels), then returns vectors at no cost: the share of the run the engine is
@@ -313,7 +308,7 @@ def part_paced(args: argparse.Namespace) -> dict[str, Any]:
     return {"batch_size": args.paced_batch_size, "chunk_size": args.paced_chunk_size, "runs": runs}
 
 
-PARTS = {"ray": part_ray, "fast": part_fast, "ceiling": part_backlog, "rss": part_backlog, "paced": part_paced}
+PARTS = {"ray": part_ray, "fast": part_fast, "ceiling": part_pipeline, "rss": part_pipeline, "paced": part_paced}
 YEARS = {"ceiling": 1, "rss": 10}
 
 

@@ -7,7 +7,6 @@ not answer and a Ray that is not installed are one-line errors that leave the st
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -228,7 +227,6 @@ def test_without_ray_installed_the_error_names_the_extra(tmp_path: Path, monkeyp
     assert "uv sync --extra ray" in str(caught.value) and "\n" not in str(caught.value)
     assert print_error(caught.value) == 2
     assert not (config.data_dir / "embeddings").exists()
-    shutil.rmtree(tmp_path / "data")
 
 
 def our_actor_pids() -> list[int]:

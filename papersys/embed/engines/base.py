@@ -50,6 +50,12 @@ def checked_dim(model: ModelConfig, found: int | None) -> int:
     return int(found)
 
 
+def normalized(array: Vectors) -> Vectors:
+    """Rows scaled to unit length (an all-zero row stays zero: ``check_vectors`` rejects it)."""
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return np.asarray(array / np.where(norms == 0, 1, norms), dtype=np.float32)
+
+
 def no_vectors(dim: int) -> Vectors:
     """What an engine returns for no texts."""
     return np.empty((0, dim), dtype=np.float32)

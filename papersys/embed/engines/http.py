@@ -24,7 +24,7 @@ import numpy as np
 import requests
 
 from papersys.config import ModelConfig
-from papersys.embed.engines.base import Vectors
+from papersys.embed.engines.base import Vectors, no_vectors, normalized
 from papersys.errors import EngineConfigError, EngineError
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -68,7 +68,7 @@ class OpenAIEngine:
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
-            return np.empty((0, self.model.dim), dtype=np.float32)
+            return no_vectors(self.model.dim)
         step = self.model.request_batch_size
         slices = [list(texts[i : i + step]) for i in range(0, len(texts), step)]
         stop = threading.Event()  # set on the first failure: the other requests of this call give up too
@@ -156,8 +156,7 @@ class OpenAIEngine:
                 f"{self.model.dim}: set dim = {array.shape[1]} (or name the model you meant)",
             )
         if self.model.normalize:  # idempotent where the server normalises already
-            norms = np.linalg.norm(array, axis=1, keepdims=True)
-            array = array / np.where(norms == 0, 1, norms)
+            array = normalized(array)
         return np.ascontiguousarray(array, dtype=np.float32)
 
 

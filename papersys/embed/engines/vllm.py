@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from papersys.config import ModelConfig
-from papersys.embed.engines.base import Vectors, resolve_model_path
+from papersys.embed.engines.base import Vectors, no_vectors, normalized, resolve_model_path
 from papersys.errors import EngineError
 
 RUNNER_SINCE = (0, 10)  # vLLM 0.10 replaced task="embed" by runner="pooling"
@@ -75,13 +75,12 @@ class VllmEngine:
             raise EngineError(self.model.alias, f"vLLM embed failed: {type(exc).__name__}: {exc}") from exc
         array = np.asarray([out.outputs.embedding for out in outputs], dtype=np.float32)
         if self.model.normalize:  # idempotent when vLLM's pooler already normalised
-            norms = np.linalg.norm(array, axis=1, keepdims=True)
-            array = array / np.where(norms == 0, 1, norms)
+            array = normalized(array)
         return array
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
-            return np.empty((0, self._dim), dtype=np.float32)
+            return no_vectors(self._dim)
         return self._run(texts)  # checked once, where vectors enter the store (autopatch)
 
     def close(self) -> None:

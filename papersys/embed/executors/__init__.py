@@ -53,11 +53,11 @@ class Executor(Protocol):
 
 
 def open_executor(
-    embedding: EmbeddingConfig, ctx: ExecContext, factory: EngineFactory, budget: int, *, ray: RayRun | None = None
+    embedding: EmbeddingConfig, ctx: ExecContext, factory: EngineFactory, budget: int, *, ray: RayRun
 ) -> Executor:
     """The executor of ``ctx.model`` (its ``executor``, else ``[embedding] executor``); ``factory`` opens the
     local executor's engine; ``budget`` bounds the papers this run will hand it; ``ray``, the run's Ray (shared by
-    its Ray models; without it the Ray executor starts and stops its own)."""
+    its Ray models, joined at their first chunk)."""
     if embedding.executor_of(ctx.model) == "ray":
         from papersys.embed.executors.raydata import RayExecutor
 

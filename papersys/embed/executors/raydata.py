@@ -173,14 +173,13 @@ class _Chunk:
 class RayExecutor:
     """Chunks in, vectors out, in order; opened (Ray joined, pipeline built) at the first chunk."""
 
-    def __init__(self, embedding: EmbeddingConfig, ctx: ExecContext, budget: int, *, ray: RayRun | None = None) -> None:
+    def __init__(self, embedding: EmbeddingConfig, ctx: ExecContext, budget: int, *, ray: RayRun) -> None:
         self.embedding, self.ctx, self.budget = embedding, ctx, budget  # budget: the most papers it will get
-        self.ray = ray  # the run's Ray; None: this executor starts (and stops) its own when none is running
+        self.ray = ray  # the run's Ray, joined at the first chunk (the run shuts down one it started)
         self.inflight: deque[_Chunk] = deque()
         self.base = 0  # number of the chunk at inflight[0]
         self.queue: Any = None
         self.batches: Iterator[dict[str, Any]] | None = None
-        self.owns_ray = False
         self.began = 0.0
         self._load_seconds: float | None = None
         self.last = 0.0
@@ -192,10 +191,7 @@ class RayExecutor:
     def _start(self) -> Iterator[dict[str, Any]]:
         ray, model = import_ray(), self.ctx.model
         self.began = self.ctx.runtime.monotonic()
-        if self.ray is not None:
-            self.ray.join()
-        else:
-            self.owns_ray = connect(self.embedding)
+        self.ray.join()
         from ray.util.queue import Queue
 
         data = ray.data.DataContext.get_current()
@@ -297,7 +293,6 @@ class RayExecutor:
                 write(chunk.rows.filter(pl.Series(chunk.got)), chunk.vectors[chunk.got])
 
     def close(self) -> None:
-        ray = import_ray()
         if self.batches is not None:
             close = getattr(self.batches, "close", None)
             if close is not None:
@@ -306,6 +301,3 @@ class RayExecutor:
         if self.queue is not None:
             self.queue.shutdown()
             self.queue = None
-        if self.owns_ray:
-            ray.shutdown()
-            self.owns_ray = False
